@@ -1,0 +1,8 @@
+"""Model definitions (Flax linen modules and activations); no training code lives here."""
+from jdl.nn import activations, initializers
+from jdl.nn.activations import ACTIVATIONS, get_activation
+from jdl.nn.convnets import FashionConvNet, KerasExample, LeNet5
+from jdl.nn.mlp import MLP
+
+__all__ = ["activations", "initializers", "ACTIVATIONS", "get_activation", "FashionConvNet",
+           "KerasExample", "LeNet5", "MLP"]

@@ -1,0 +1,9 @@
+"""Optimisers as optax compositions: SGD, heavy-ball momentum, L1/L2 weight decay, schedules,
+Adam, clipping by global norm."""
+from jdl.optim.schedules import (constant, cosine, exponential, inverse_time, make_schedule,
+                                 step_decay)
+from jdl.optim.sgd import adam, momentum, sgd
+from jdl.optim.weight_decay import kernels_only, weight_decay
+
+__all__ = ["constant", "cosine", "exponential", "inverse_time", "make_schedule", "step_decay",
+           "adam", "momentum", "sgd", "kernels_only", "weight_decay"]

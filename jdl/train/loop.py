@@ -1,0 +1,224 @@
+"""The one training loop: epochs, validation, early stopping, progress bar, metrics, checkpoints,
+exact resumption and the NaN guard. It knows only the step protocol, never a model family.
+
+Determinism: the step's randomness is fold_in(state.rng, step) and epoch e's batch order is
+default_rng([seed, e]).permutation(N), so the run is a function of (initial state, data, seed).
+A checkpoint stores the TrainState and the loop's running sums, so a run killed at any point
+and resumed from its newest checkpoint ends with the same parameters and the same metrics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jdl.data.batching import batch_indices, check_batch_size, padded_batches
+from jdl.train.checkpoint import Checkpoints
+from jdl.train.guards import check_dataset, check_labels, spec_of
+from jdl.train.logger import MetricsLogger
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or a gradient became NaN/Inf; the message names the step."""
+
+
+@dataclasses.dataclass
+class FitResult:
+    state: object
+    history: list            # one record per epoch
+    best: dict | None        # the epoch record with the best monitored value
+    stopped_early: bool
+    compile_time: float      # seconds to trace and compile the train step
+    train_time: float        # seconds in train steps (this process, compile excluded)
+    wall_time: float         # seconds in fit (this process)
+    samples_per_s: float
+
+
+def _gather(data: dict, idx):
+    return {k: v[idx] for k, v in data.items()}
+
+
+def _mean(sums: dict, count: int) -> dict:
+    return {k: v / count for k, v in sums.items()} if count else {}
+
+
+def _add(sums: dict, metrics: dict) -> None:
+    for k, v in metrics.items():
+        sums[k] = sums.get(k, 0.0) + float(v)
+
+
+def evaluate(eval_step: Callable, state, data: dict, batch_size: int = 500,
+             compiled: Callable | None = None) -> dict:
+    """Mean of eval_step's metrics over every example of ``data`` (padded, masked last batch)."""
+    n = check_dataset(data, "eval data")
+    fn = compiled or jax.jit(lambda s, d, i, m: eval_step(s, {**_gather(d, i), "mask": m}))
+    data = jax.device_put(data)
+    sums, count = {}, 0
+    for idx, mask in padded_batches(n, min(batch_size, n)):
+        m = jax.device_get(fn(state, data, idx, mask))
+        k = float(mask.sum())
+        _add(sums, {name: v * k for name, v in m.items()})
+        count += k
+    return _mean(sums, count)
+
+
+def _monitor_mode(monitor: str, mode: str | None) -> str:
+    if mode is None:
+        mode = "min" if "loss" in monitor or "error" in monitor else "max"
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    return mode
+
+
+def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_size: int,
+        eval_step: Callable | None = None, val_data: dict | None = None, seed: int = 0,
+        workdir: str | None = None, checkpoint_every: int | None = None, keep: int = 3,
+        monitor: str | None = None, mode: str | None = None, patience: int | None = None,
+        resume: bool = False, resume_step: int | None = None, log_every: int = 50,
+        progress: bool = True, num_classes: int | None = None, label_key: str = "y",
+        on_step: Callable[[int], None] | None = None, eval_batch_size: int = 1000,
+        tensorboard: bool = True) -> FitResult:
+    """Train ``state`` with the pure ``train_step(state, batch) -> (state, metrics)``.
+
+    Batches are dicts ``{key: array[batch_size, ...]}`` taken from ``train_data`` (a dict of
+    arrays sharing their first dimension) in a seeded order; the gather, the step and the
+    optimiser update run in one jit region with the state donated. ``eval_step(state, batch)``
+    computes masked validation metrics at each epoch end. With ``workdir``, metrics go to
+    ``metrics.jsonl`` and TensorBoard, checkpoints to ``workdir/checkpoints`` (every
+    ``checkpoint_every`` steps and each epoch end; the last ``keep`` and the best by
+    ``monitor``), and ``resume=True`` continues from the newest checkpoint (or ``resume_step``).
+    """
+    t_start = time.perf_counter()
+    if epochs is None or epochs <= 0:
+        raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    if log_every <= 0:
+        raise ValueError(f"log_every must be positive, got {log_every}")
+    if checkpoint_every is not None and checkpoint_every <= 0:
+        raise ValueError(f"checkpoint_every must be positive or None, got {checkpoint_every}")
+    if patience is not None and patience <= 0:
+        raise ValueError(f"patience must be positive or None, got {patience}")
+    if resume and workdir is None:
+        raise ValueError("resume=True needs a workdir holding the checkpoints")
+    n = check_dataset(train_data, "train data")
+    check_batch_size(batch_size, n)
+    if val_data is not None:
+        check_dataset(val_data, "validation data", expected=spec_of(train_data))
+    if num_classes is not None:
+        check_labels(train_data[label_key], num_classes, "train labels")
+        if val_data is not None:
+            check_labels(val_data[label_key], num_classes, "validation labels")
+    monitor = monitor or ("val_accuracy" if val_data is not None and eval_step is not None
+                          else "train_loss")
+    mode = _monitor_mode(monitor, mode)
+    spe = n // batch_size
+
+    data = jax.device_put(train_data)
+    step_fn = jax.jit(lambda s, d, i: train_step(s, _gather(d, i)), donate_argnums=0)
+    eval_fn = None
+    if eval_step is not None:
+        eval_fn = jax.jit(lambda s, d, i, m: eval_step(s, {**_gather(d, i), "mask": m}))
+
+    logger = MetricsLogger(workdir, tensorboard=tensorboard)
+    ckpt = Checkpoints(os.path.join(workdir, "checkpoints"), keep=keep) if workdir else None
+    loop = {"history": [], "epoch_sums": {}, "epoch_count": 0, "window_sums": {},
+            "window_count": 0, "best": None, "bad_epochs": 0, "stopped_early": False}
+    if resume and ckpt is not None and (resume_step is not None or ckpt.latest_step() is not None):
+        state, restored = ckpt.restore(resume_step, state)
+        loop.update(restored)
+        logger.truncate_after(int(state.step))
+    start = int(state.step)
+
+    t0 = time.perf_counter()
+    idx0 = np.zeros(batch_size, np.int64)
+    compiled = step_fn.lower(state, data, idx0).compile()
+    compile_time = time.perf_counter() - t0
+
+    def sync(pending):
+        for m in jax.device_get(pending):
+            _add(loop["window_sums"], m)
+            _add(loop["epoch_sums"], m)
+            loop["window_count"] += 1
+            loop["epoch_count"] += 1
+        pending.clear()
+        bad = int(state.bad_step)
+        if bad >= 0:
+            last = ckpt.latest_step() if ckpt else None
+            where = f"; the last good checkpoint is step {last} in {ckpt.directory}" if last is not None else ""
+            raise NonFiniteError(f"non-finite loss or gradient at step {bad + 1} (update {bad} -> "
+                                 f"{bad + 1}); training stopped{where}")
+
+    train_time, steps_run = 0.0, 0
+    gstep = start
+    try:
+        for epoch in range(start // spe, epochs):
+            if loop["stopped_early"]:
+                break
+            order = batch_indices(n, batch_size, seed, epoch)
+            first = gstep - epoch * spe
+            bar = tqdm(total=spe, initial=first, desc=f"epoch {epoch + 1}/{epochs}",
+                       disable=not progress, leave=False, dynamic_ncols=True)
+            pending = []
+            t_ep = time.perf_counter()
+            for b in range(first, spe):
+                state, metrics = compiled(state, data, order[b])
+                pending.append(metrics)
+                gstep += 1
+                if on_step is not None:
+                    on_step(gstep)
+                at_ckpt = ckpt is not None and checkpoint_every and gstep % checkpoint_every == 0
+                if gstep % log_every == 0 or b == spe - 1 or at_ckpt:
+                    sync(pending)
+                    bar.update(b + 1 - bar.n)
+                    if gstep % log_every == 0:
+                        rec = _mean(loop["window_sums"], loop["window_count"])
+                        logger.write("train", gstep, rec)
+                        bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items()})
+                        loop["window_sums"], loop["window_count"] = {}, 0
+                    if at_ckpt and b != spe - 1:
+                        ckpt.save(gstep, state, loop)
+            jax.block_until_ready(state)
+            train_time += time.perf_counter() - t_ep
+            steps_run += spe - first
+            bar.close()
+
+            record = {"epoch": epoch + 1, "step": gstep,
+                      **{f"train_{k}": v for k, v in _mean(loop["epoch_sums"], loop["epoch_count"]).items()}}
+            loop["epoch_sums"], loop["epoch_count"] = {}, 0
+            if eval_fn is not None and val_data is not None:
+                val = evaluate(eval_step, state, val_data, eval_batch_size, compiled=eval_fn)
+                record.update({f"val_{k}": v for k, v in val.items()})
+            if monitor not in record:
+                raise KeyError(f"monitored metric {monitor!r} not among {sorted(record)}")
+            value = record[monitor]
+            best = loop["best"]
+            improved = math.isfinite(value) and (
+                best is None or (value > best[monitor] if mode == "max" else value < best[monitor]))
+            if improved:
+                loop["best"], loop["bad_epochs"] = dict(record), 0
+            else:
+                loop["bad_epochs"] += 1
+            loop["history"].append(record)
+            logger.write("epoch", gstep, record)
+            if progress:
+                tqdm.write("epoch {:d}: ".format(epoch + 1) + ", ".join(
+                    f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step")))
+            if patience is not None and loop["bad_epochs"] >= patience:
+                loop["stopped_early"] = True
+            if ckpt is not None:
+                ckpt.save(gstep, state, loop, best=improved)
+    finally:
+        logger.close()
+        if ckpt is not None:
+            ckpt.close()
+    wall = time.perf_counter() - t_start
+    return FitResult(state=state, history=loop["history"], best=loop["best"],
+                     stopped_early=loop["stopped_early"], compile_time=compile_time,
+                     train_time=train_time, wall_time=wall,
+                     samples_per_s=steps_run * batch_size / train_time if train_time else 0.0)
