@@ -1,0 +1,99 @@
+"""Side by side: the lecture's Keras example in jdl and in Keras 3 (JAX backend), same data.
+
+    python benchmarks/keras_example_vs_keras.py [--epochs 2] [--max-train-examples N]
+
+Both train on Fashion-MNIST normalised to zero mean / unit variance (training-set statistics),
+the last 10% of the training set held out as Keras' validation_split does, SGD lr 0.05 momentum
+0.8, batch 32, 2 epochs; each runs in its own fresh process, one after the other. Reported: wall
+time of the two epochs *including compilation* (Keras: model.fit; jdl: jdl.train.fit) and test
+accuracy, then the ratios. Needs `pip install keras` (the `bench` extra).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def run_keras(epochs: int, max_train: int | None) -> dict:
+    os.environ["KERAS_BACKEND"] = "jax"
+    sys.path.insert(0, ROOT)
+    import keras
+    import numpy as np
+
+    from jdl.experiment import load_data
+    from experiments.keras_example import Config
+
+    cfg = Config(epochs=epochs, max_train_examples=max_train)
+    (xtr, ytr), (xva, yva), (xte, yte), _ = load_data(cfg)
+    x_all, y_all = np.concatenate([xtr, xva]), np.concatenate([ytr, yva])  # validation_split re-splits
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, 3, padding="valid", activation="relu"),
+        keras.layers.Conv2D(32, 3, padding="valid", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Dropout(0.25),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, kernel_initializer="lecun_uniform", activation="sigmoid"),
+        keras.layers.Dense(10, kernel_initializer="lecun_uniform", activation="softmax"),
+    ])
+    model.compile(loss="sparse_categorical_crossentropy",
+                  optimizer=keras.optimizers.SGD(learning_rate=0.05, momentum=0.8),
+                  metrics=["accuracy"])
+    t0 = time.perf_counter()
+    model.fit(x_all, y_all, batch_size=32, epochs=epochs, verbose=0,
+              validation_split=len(xva) / len(x_all))
+    wall = time.perf_counter() - t0
+    _, acc = model.evaluate(xte, yte, verbose=0, batch_size=1000)
+    return {"framework": f"keras {keras.__version__} (jax backend)", "wall_s": wall,
+            "test_accuracy": float(acc)}
+
+
+def run_jdl(epochs: int, max_train: int | None) -> dict:
+    sys.path.insert(0, ROOT)
+    import tempfile
+
+    from jdl.experiment import run
+    from experiments.keras_example import Config, build_model
+
+    cfg = Config(epochs=epochs, max_train_examples=max_train)
+    with tempfile.TemporaryDirectory() as d:
+        s = run(cfg, build_model, d, progress=False, title="keras_example")
+    return {"framework": "jdl", "wall_s": s["fit_wall_time_s"], "compile_s": s["compile_time_s"],
+            "test_accuracy": s["test_accuracy"]}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--max-train-examples", type=int, default=None)
+    p.add_argument("--worker", choices=["keras", "jdl"], default=None)
+    a = p.parse_args()
+    if a.worker:
+        fn = run_keras if a.worker == "keras" else run_jdl
+        print("RESULT " + json.dumps(fn(a.epochs, a.max_train_examples)))
+        return
+    res = {}
+    for w in ("jdl", "keras"):
+        cmd = [sys.executable, __file__, "--worker", w, "--epochs", str(a.epochs)]
+        if a.max_train_examples:
+            cmd += ["--max-train-examples", str(a.max_train_examples)]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+        if not line:
+            sys.exit(f"{w} worker failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        res[w] = json.loads(line[0][7:])
+        print(f"{res[w]['framework']:<32} wall {res[w]['wall_s']:7.1f} s   test acc {res[w]['test_accuracy']:.4f}")
+    print(f"time ratio jdl/keras = {res['jdl']['wall_s'] / res['keras']['wall_s']:.3f} (<= 1 means jdl is faster); "
+          f"accuracy jdl - keras = {res['jdl']['test_accuracy'] - res['keras']['test_accuracy']:+.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The Fashion-MNIST benchmark convnet (conv32-pool-conv64-pool-fc1024-dropout0.4-fc10) with
+SGD + momentum, L2 weight decay and a cosine-decayed rate.
+
+    python experiments/convnet_fashion.py [--workdir runs/convnet_fashion] [--epochs 20]
+
+Runtime on the 2-core dev machine: TBD. Result: test accuracy TBD (target >= 0.925; the
+benchmark's TensorFlow version scores 0.916).
+"""
+import dataclasses
+
+from jdl.experiment import ExperimentConfig, main
+from jdl.nn import FashionConvNet
+
+
+@dataclasses.dataclass
+class Config(ExperimentConfig):
+    dropout_rate: float = 0.4
+    batch_size: int = 128
+    epochs: int = 20
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    l2: float = 2.5e-5
+
+
+def build_model(cfg: Config):
+    return FashionConvNet(dropout_rate=cfg.dropout_rate)
+
+
+if __name__ == "__main__":
+    main(Config, build_model, "convnet_fashion", description=__doc__)

@@ -1,0 +1,40 @@
+"""The lecture's Keras example with its own hyper-parameters: two conv 32 3x3 valid + ReLU,
+max-pool 2, dropout 0.25, dense 128 sigmoid, dense 10 softmax; SGD lr 0.05, momentum 0.8,
+batch 32, 2 epochs, the last 10% of the training set held out for validation (Keras'
+validation_split), categorical cross-entropy.
+
+    python experiments/keras_example.py [--workdir runs/keras_example]
+
+Runtime on the 2-core dev machine: TBD. Result: test accuracy TBD.
+The side-by-side against Keras 3: python benchmarks/keras_example_vs_keras.py
+"""
+import dataclasses
+
+from jdl.experiment import ExperimentConfig, main
+from jdl.nn import KerasExample
+
+
+@dataclasses.dataclass
+class Config(ExperimentConfig):
+    conv_depth: int = 32
+    kernel_size: int = 3
+    pool_size: int = 2
+    drop_prob: float = 0.25
+    hidden_size: int = 128
+    batch_size: int = 32
+    epochs: int = 2
+    learning_rate: float = 0.05
+    momentum: float = 0.8
+    schedule: str = "constant"
+    val_split: str = "last"
+    log_every: int = 200
+
+
+def build_model(cfg: Config):
+    return KerasExample(conv_depth=cfg.conv_depth, kernel_size=cfg.kernel_size,
+                        pool_size=cfg.pool_size, drop_prob=cfg.drop_prob,
+                        hidden_size=cfg.hidden_size)
+
+
+if __name__ == "__main__":
+    main(Config, build_model, "keras_example", description=__doc__)

@@ -1,0 +1,28 @@
+import os
+
+os.environ.setdefault("XLA_FLAGS", "")  # multi-device tests set their own in a subprocess
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def digits_small():
+    """A small, normalised slice of scikit-learn's digits: (train dict, val dict)."""
+    from jdl.data import digits, fit_normalizer
+    tr = digits.load("train")
+    norm = fit_normalizer(tr.images[:400])
+    x = norm(tr.images[:480])
+    y = tr.labels[:480]
+    return {"x": x[:400], "y": y[:400]}, {"x": x[400:], "y": y[400:]}
+
+
+@pytest.fixture
+def rng():
+    return jax.random.PRNGKey(0)
+
+
+def tree_max_abs_diff(a, b) -> float:
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))

@@ -1,0 +1,119 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jdl import optim
+
+A = np.array([[3.0, 0.5], [0.5, 1.0]])
+B = np.array([1.0, -2.0])
+
+
+def quad_grad(w):
+    """Gradient of the toy loss 0.5 w^T A w - B.w (per weight matrix W row)."""
+    return w @ A - B
+
+
+def run_optax(tx, w0, steps):
+    params = {"W": jnp.asarray(w0, jnp.float32), "b": jnp.asarray([0.5, -0.5], jnp.float32)}
+    state = tx.init(params)
+    traj = []
+    for _ in range(steps):
+        g = {"W": jnp.asarray(quad_grad(np.asarray(params["W"], np.float64)), jnp.float32),
+             "b": jnp.asarray([1.0, 1.0], jnp.float32)}
+        upd, state = tx.update(g, state, params)
+        params = optax.apply_updates(params, upd)
+        traj.append(jax.tree.map(np.asarray, params))
+    return traj
+
+
+def test_momentum_plus_weight_decay_is_the_lecture_update():
+    """W(t+1) = W(t) - lambda grad_W [Q + beta sum W^2] + mu (W(t) - W(t-1)), stepped by hand."""
+    lam, mu, beta, steps = 0.05, 0.8, 0.01, 30
+    w0 = np.array([[0.3, -0.7], [1.2, 0.4]])
+    traj = run_optax(optim.sgd(lam, mu, l2=beta), w0, steps)
+    w_prev, w = w0.copy(), w0.copy()
+    b_prev, b = np.array([0.5, -0.5]), np.array([0.5, -0.5])
+    for t in range(steps):
+        w_next = w - lam * (quad_grad(w) + 2 * beta * w) + mu * (w - w_prev)
+        b_next = b - lam * np.array([1.0, 1.0]) + mu * (b - b_prev)  # no decay on biases
+        w_prev, w, b_prev, b = w, w_next, b, b_next
+        np.testing.assert_allclose(traj[t]["W"], w, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(traj[t]["b"], b, rtol=1e-5, atol=1e-6)
+
+
+def test_decreasing_rate_enters_before_the_momentum_buffer():
+    """With lambda(t) = lambda0 / (1 + d t) the lecture's form still holds step by step."""
+    lam0, d, mu, steps = 0.1, 0.3, 0.9, 20
+    w0 = np.array([[0.3, -0.7], [1.2, 0.4]])
+    traj = run_optax(optim.sgd(optim.inverse_time(lam0, d), mu), w0, steps)
+    w_prev, w = w0.copy(), w0.copy()
+    for t in range(steps):
+        w_next = w - lam0 / (1 + d * t) * quad_grad(w) + mu * (w - w_prev)
+        w_prev, w = w, w_next
+        np.testing.assert_allclose(traj[t]["W"], w, rtol=1e-5, atol=1e-6)
+
+
+def test_l1_penalty_switched_on_after_start_step():
+    lam, beta, start, steps = 0.05, 0.2, 5, 12
+    w0 = np.array([[0.3, -0.7], [1.2, 0.4]])
+    traj = run_optax(optim.sgd(lam, 0.0, l1=beta, penalty_start_step=start), w0, steps)
+    w = w0.copy()
+    for t in range(steps):
+        pen = beta * np.sign(w) if t >= start else 0.0
+        w = w - lam * (quad_grad(w) + pen)
+        np.testing.assert_allclose(traj[t]["W"], w, rtol=1e-5, atol=1e-6)
+
+
+def test_weight_decay_mask_spares_biases_and_scales():
+    params = {"Dense_0": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)},
+              "BatchNorm_0": {"scale": jnp.ones(2), "bias": jnp.ones(2)}}
+    tx = optim.weight_decay(0.5, p=2)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    upd, _ = tx.update(zeros, tx.init(params), params)
+    np.testing.assert_allclose(upd["Dense_0"]["kernel"], np.ones((3, 2)))  # 2 * beta * W
+    for leaf in (upd["Dense_0"]["bias"], upd["BatchNorm_0"]["scale"], upd["BatchNorm_0"]["bias"]):
+        np.testing.assert_array_equal(leaf, 0)
+
+
+def test_clip_by_global_norm():
+    tx = optim.sgd(1.0, 0.0, clip_norm=1.0)
+    g = {"W": jnp.array([[3.0, 4.0]])}
+    upd, _ = tx.update(g, tx.init(g), g)
+    np.testing.assert_allclose(upd["W"], -np.array([[0.6, 0.8]]), rtol=1e-6)
+
+
+def test_adam_matches_optax_adam_without_penalty():
+    p = {"W": jnp.array([[0.3, -0.7], [1.2, 0.4]])}
+    mine, ref = optim.adam(1e-2), optax.adam(1e-2)
+    s1, s2 = mine.init(p), ref.init(p)
+    for i in range(5):
+        g = {"W": jnp.sin(p["W"] * (i + 1))}
+        u1, s1 = mine.update(g, s1, p)
+        u2, s2 = ref.update(g, s2, p)
+        np.testing.assert_allclose(u1["W"], u2["W"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, kwargs, formula", [
+    ("constant", {}, lambda t: 0.1),
+    ("step", dict(every=10, gamma=0.5), lambda t: 0.1 * 0.5 ** (t // 10)),
+    ("exponential", dict(every=10, gamma=0.5), lambda t: 0.1 * 0.5 ** (t / 10)),
+    ("inverse_time", dict(decay=0.01), lambda t: 0.1 / (1 + 0.01 * t)),
+    ("cosine", dict(total_steps=100), lambda t: 0.1 * 0.5 * (1 + np.cos(np.pi * min(t, 100) / 100))),
+])
+def test_schedules_match_their_formulas(name, kwargs, formula):
+    s = optim.make_schedule(name, 0.1, **kwargs)
+    for t in (0, 1, 9, 10, 11, 37, 100, 150):
+        np.testing.assert_allclose(float(s(t)), formula(t), rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: optim.sgd(-0.1), lambda: optim.sgd(0.0), lambda: optim.sgd(0.1, 1.0),
+    lambda: optim.sgd(0.1, -0.5), lambda: optim.weight_decay(-1.0), lambda: optim.weight_decay(0.1, p=3),
+    lambda: optim.sgd(0.1, clip_norm=0.0), lambda: optim.make_schedule("linear", 0.1),
+    lambda: optim.step_decay(0.1, every=0), lambda: optim.adam(-1e-3),
+])
+def test_invalid_hyperparameters_are_refused(bad):
+    with pytest.raises(ValueError):
+        bad()
