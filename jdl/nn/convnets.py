@@ -10,15 +10,16 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jdl.nn.activations import get_activation
+from jdl.nn.convolution import Conv, avg_pool, max_pool
 from jdl.nn.initializers import DEFAULT_KERNEL_INIT
 from jdl.nn.validate import check_rate
 
 
 def _pool(kind: str):
     if kind == "max":
-        return nn.max_pool
+        return max_pool
     if kind == "avg":
-        return nn.avg_pool
+        return avg_pool
     raise ValueError(f"pool must be 'max' or 'avg', got {kind!r}")
 
 
@@ -45,11 +46,11 @@ class LeNet5(nn.Module):
         pad = (32 - x.shape[1]) // 2
         if pad > 0:
             x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-        x = act(nn.Conv(6, (5, 5), padding="VALID", kernel_init=self.kernel_init, name="C1")(x))
+        x = act(Conv(6, (5, 5), padding="VALID", kernel_init=self.kernel_init, name="C1")(x))
         x = pool(x, (2, 2), strides=(2, 2))
-        x = act(nn.Conv(16, (5, 5), padding="VALID", kernel_init=self.kernel_init, name="C3")(x))
+        x = act(Conv(16, (5, 5), padding="VALID", kernel_init=self.kernel_init, name="C3")(x))
         x = pool(x, (2, 2), strides=(2, 2))
-        x = act(nn.Conv(120, (5, 5), padding="VALID", kernel_init=self.kernel_init, name="C5")(x))
+        x = act(Conv(120, (5, 5), padding="VALID", kernel_init=self.kernel_init, name="C5")(x))
         x = x.reshape((x.shape[0], -1))
         x = act(nn.Dense(84, kernel_init=self.kernel_init, name="F6")(x))
         return nn.Dense(self.num_classes, kernel_init=self.kernel_init, name="output")(x)
@@ -70,10 +71,10 @@ class FashionConvNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = nn.relu(nn.Conv(32, (5, 5), padding="SAME", kernel_init=self.kernel_init)(x))
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = nn.relu(nn.Conv(64, (5, 5), padding="SAME", kernel_init=self.kernel_init)(x))
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = nn.relu(Conv(32, (5, 5), padding="SAME", kernel_init=self.kernel_init)(x))
+        x = max_pool(x, (2, 2), strides=(2, 2))
+        x = nn.relu(Conv(64, (5, 5), padding="SAME", kernel_init=self.kernel_init)(x))
+        x = max_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(1024, kernel_init=self.kernel_init)(x))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
@@ -102,9 +103,9 @@ class KerasExample(nn.Module):
         # Keras 3's Conv2D defaults to glorot_uniform; the lecture sets lecun_uniform on the
         # dense layers only. We follow that: glorot for the convs, lecun for the dense layers.
         conv_init = nn.initializers.glorot_uniform()
-        x = nn.relu(nn.Conv(self.conv_depth, k, padding="VALID", kernel_init=conv_init)(x))
-        x = nn.relu(nn.Conv(self.conv_depth, k, padding="VALID", kernel_init=conv_init)(x))
-        x = nn.max_pool(x, p, strides=p)
+        x = nn.relu(Conv(self.conv_depth, k, padding="VALID", kernel_init=conv_init)(x))
+        x = nn.relu(Conv(self.conv_depth, k, padding="VALID", kernel_init=conv_init)(x))
+        x = max_pool(x, p, strides=p)
         x = nn.Dropout(self.drop_prob, deterministic=not train)(x)
         x = x.reshape((x.shape[0], -1))
         x = nn.sigmoid(nn.Dense(self.hidden_size, kernel_init=self.kernel_init)(x))

@@ -1,0 +1,44 @@
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from jdl.nn.convolution import Conv, avg_pool, conv2d, max_pool
+
+
+@pytest.mark.parametrize("shape, kshape, padding", [
+    ((2, 9, 8, 3), (3, 3, 3, 4), "VALID"), ((2, 9, 8, 3), (5, 5, 3, 2), "SAME"),
+    ((1, 6, 6, 1), (4, 4, 1, 3), "SAME"), ((3, 7, 7, 2), (2, 3, 2, 2), "VALID")])
+def test_conv2d_and_its_gradients_match_xla(shape, kshape, padding):
+    kx, kk, kg = jax.random.split(jax.random.PRNGKey(0), 3)
+    x, k = jax.random.normal(kx, shape), jax.random.normal(kk, kshape)
+    ref = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), padding,
+                                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(conv2d(x, k, padding), ref(x, k), rtol=1e-5, atol=1e-5)
+    g = jax.random.normal(kg, ref(x, k).shape)
+    mine = jax.vjp(lambda x, k: conv2d(x, k, padding), x, k)[1](g)
+    theirs = jax.vjp(ref, x, k)[1](g)
+    for a, b in zip(mine, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    check_grads(lambda x, k: conv2d(x, k, padding), (x, k), order=1, modes=["rev"], atol=5e-2, rtol=5e-2)
+
+
+def test_conv_module_equals_flax_conv_with_the_same_parameters():
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 10, 10, 3))
+    for padding in ("SAME", "VALID"):
+        mine, ref = Conv(5, (3, 3), padding=padding), nn.Conv(5, (3, 3), padding=padding)
+        v = ref.init(jax.random.PRNGKey(2), x)
+        np.testing.assert_allclose(mine.apply(v, x), ref.apply(v, x), rtol=1e-5, atol=1e-5)
+
+
+def test_pooling_equals_flax_pooling_values_and_gradients():
+    x = jax.random.normal(jax.random.PRNGKey(3), (2, 8, 6, 3))
+    for mine, ref in ((max_pool, nn.max_pool), (avg_pool, nn.avg_pool)):
+        f = lambda x: (mine(x, (2, 2)) ** 2).sum()
+        r = lambda x: (ref(x, (2, 2), strides=(2, 2)) ** 2).sum()
+        np.testing.assert_allclose(f(x), r(x), rtol=1e-5)
+        np.testing.assert_allclose(jax.grad(f)(x), jax.grad(r)(x), rtol=1e-5, atol=1e-6)
+    # overlapping windows fall back to flax
+    np.testing.assert_allclose(max_pool(x, (3, 3), (1, 1)), nn.max_pool(x, (3, 3), strides=(1, 1)))
