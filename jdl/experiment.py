@@ -23,6 +23,7 @@ import numpy as np
 
 from jdl import optim, plots
 from jdl.data import digits, fashion_mnist, fit_normalizer, train_val_split
+from jdl.train.guards import spec_of
 from jdl.train import (backprop, check_inputs, check_labels, evaluate, evaluate_fn, fit,
                        init_state, make_eval_step, make_train_step, num_params)
 
@@ -167,7 +168,8 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {len(xtr)} training examples")
     tx = build_optimizer(cfg, spe)
     state = init_state(model, tx, xtr[: cfg.batch_size], rng)
-    step = make_train_step(backprop(model, loss=cfg.loss), tx)
+    step = make_train_step(backprop(model, loss=cfg.loss), tx,
+                           batch_spec=spec_of({"x": xtr, "y": ytr}))
     eval_step = make_eval_step(evaluate_fn(model, loss=cfg.loss))
 
     os.makedirs(workdir, exist_ok=True)

@@ -290,3 +290,18 @@ def test_quickstart_experiment_writes_its_outputs(tmp_path):
         assert (tmp_path / f).exists(), f
     cfg = json.load(open(tmp_path / "config.json"))
     assert cfg["epochs"] == 3 and cfg["resolved_dataset"] == "digits"
+
+
+def test_step_with_batch_spec_names_expected_and_received(digits_small):
+    from jdl.train.guards import spec_of
+    train, _ = digits_small
+    model, tx, state, _, _ = setup(train)
+    step = jax.jit(make_train_step(backprop(model), tx, batch_spec=spec_of(train)))
+    good = {"x": jnp.asarray(train["x"][:8]), "y": jnp.asarray(train["y"][:8])}
+    step(state, good)
+    with pytest.raises(DataError, match=r"batch\['x'\].*\(None, 8, 8, 1\)"):
+        step(state, {"x": good["x"][:, :, :7], "y": good["y"]})
+    with pytest.raises(DataError, match=r"batch\['y'\].*int32"):
+        step(state, {"x": good["x"], "y": good["y"].astype(jnp.float32)})
+    with pytest.raises(DataError, match=r"batch is missing 'y'"):
+        step(state, {"x": good["x"]})

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jdl.train.guards import assert_batch
 from jdl.train.state import TrainState
 
 
@@ -37,10 +38,17 @@ def all_finite(tree) -> jax.Array:
 
 
 def make_train_step(grad_fn: Callable, tx: optax.GradientTransformation,
-                    nan_guard: bool = True) -> Callable:
-    """Turn a gradient function and an optax transformation into a pure train step."""
+                    nan_guard: bool = True, batch_spec: dict | None = None) -> Callable:
+    """Turn a gradient function and an optax transformation into a pure train step.
+
+    ``batch_spec`` ({key: (per-example shape, dtype)}, e.g. ``guards.spec_of(train_data)``)
+    makes the step check every batch it is traced with (chex, at trace time, so at no run-time
+    cost): a wrong shape or dtype raises DataError naming what was expected and what came.
+    """
 
     def step(state: TrainState, batch) -> tuple[TrainState, dict]:
+        if batch_spec is not None:
+            assert_batch(batch, batch_spec)
         rng = jax.random.fold_in(state.rng, state.step)
         grads, model_state, metrics = grad_fn(state.params, state.model_state, batch, rng)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
