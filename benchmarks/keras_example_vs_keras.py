@@ -1,6 +1,6 @@
 """Side by side: the lecture's Keras example in jdl and in Keras 3 (JAX backend), same data.
 
-    python benchmarks/keras_example_vs_keras.py [--epochs 2] [--max-train-examples N]
+    python benchmarks/keras_example_vs_keras.py [--seeds 0 1 2] [--epochs 2] [--max-train-examples N]
 
 Both train on Fashion-MNIST normalised to zero mean / unit variance (training-set statistics),
 the last 10% of the training set held out as Keras' validation_split does, SGD lr 0.05 momentum
@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def run_keras(epochs: int, max_train: int | None) -> dict:
+def run_keras(epochs: int, max_train: int | None, seed: int = 0) -> dict:
     os.environ["KERAS_BACKEND"] = "jax"
     sys.path.insert(0, ROOT)
     import keras
@@ -30,10 +30,10 @@ def run_keras(epochs: int, max_train: int | None) -> dict:
     from jdl.experiment import load_data
     from experiments.keras_example import Config
 
-    cfg = Config(epochs=epochs, max_train_examples=max_train)
+    cfg = Config(epochs=epochs, max_train_examples=max_train, seed=seed)
     (xtr, ytr), (xva, yva), (xte, yte), _ = load_data(cfg)
     x_all, y_all = np.concatenate([xtr, xva]), np.concatenate([ytr, yva])  # validation_split re-splits
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential([
         keras.Input((28, 28, 1)),
         keras.layers.Conv2D(32, 3, padding="valid", activation="relu"),
@@ -56,14 +56,14 @@ def run_keras(epochs: int, max_train: int | None) -> dict:
             "test_accuracy": float(acc)}
 
 
-def run_jdl(epochs: int, max_train: int | None) -> dict:
+def run_jdl(epochs: int, max_train: int | None, seed: int = 0) -> dict:
     sys.path.insert(0, ROOT)
     import tempfile
 
     from jdl.experiment import run
     from experiments.keras_example import Config, build_model
 
-    cfg = Config(epochs=epochs, max_train_examples=max_train)
+    cfg = Config(epochs=epochs, max_train_examples=max_train, seed=seed)
     with tempfile.TemporaryDirectory() as d:
         s = run(cfg, build_model, d, progress=False, title="keras_example")
     return {"framework": "jdl", "wall_s": s["fit_wall_time_s"], "compile_s": s["compile_time_s"],
@@ -74,25 +74,33 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--max-train-examples", type=int, default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="one jdl run and one Keras run per seed (weights, dropout, shuffling)")
     p.add_argument("--worker", choices=["keras", "jdl"], default=None)
     a = p.parse_args()
     if a.worker:
         fn = run_keras if a.worker == "keras" else run_jdl
-        print("RESULT " + json.dumps(fn(a.epochs, a.max_train_examples)))
+        print("RESULT " + json.dumps(fn(a.epochs, a.max_train_examples, a.seeds[0])))
         return
-    res = {}
-    for w in ("jdl", "keras"):
-        cmd = [sys.executable, __file__, "--worker", w, "--epochs", str(a.epochs)]
-        if a.max_train_examples:
-            cmd += ["--max-train-examples", str(a.max_train_examples)]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-        if not line:
-            sys.exit(f"{w} worker failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-        res[w] = json.loads(line[0][7:])
-        print(f"{res[w]['framework']:<32} wall {res[w]['wall_s']:7.1f} s   test acc {res[w]['test_accuracy']:.4f}")
-    print(f"time ratio jdl/keras = {res['jdl']['wall_s'] / res['keras']['wall_s']:.3f} (<= 1 means jdl is faster); "
-          f"accuracy jdl - keras = {res['jdl']['test_accuracy'] - res['keras']['test_accuracy']:+.4f}")
+    res = {"jdl": [], "keras": []}
+    for seed in a.seeds:
+        for w in ("jdl", "keras"):
+            cmd = [sys.executable, __file__, "--worker", w, "--epochs", str(a.epochs), "--seeds", str(seed)]
+            if a.max_train_examples:
+                cmd += ["--max-train-examples", str(a.max_train_examples)]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+            if not line:
+                sys.exit(f"{w} worker failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+            r = json.loads(line[0][7:])
+            res[w].append(r)
+            print(f"seed {seed}  {r['framework']:<32} wall {r['wall_s']:7.1f} s   test acc {r['test_accuracy']:.4f}",
+                  flush=True)
+    mean = lambda w, k: sum(r[k] for r in res[w]) / len(res[w])  # noqa: E731
+    print(f"mean over seeds {a.seeds}: jdl wall {mean('jdl', 'wall_s'):.1f} s, acc {mean('jdl', 'test_accuracy'):.4f} | "
+          f"keras wall {mean('keras', 'wall_s'):.1f} s, acc {mean('keras', 'test_accuracy'):.4f}")
+    print(f"time ratio jdl/keras = {mean('jdl', 'wall_s') / mean('keras', 'wall_s'):.3f} (<= 1 means jdl is faster); "
+          f"accuracy jdl - keras = {mean('jdl', 'test_accuracy') - mean('keras', 'test_accuracy'):+.4f}")
 
 
 if __name__ == "__main__":
