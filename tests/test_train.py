@@ -305,3 +305,15 @@ def test_step_with_batch_spec_names_expected_and_received(digits_small):
         step(state, {"x": good["x"], "y": good["y"].astype(jnp.float32)})
     with pytest.raises(DataError, match=r"batch is missing 'y'"):
         step(state, {"x": good["x"]})
+
+
+def test_fresh_run_refuses_a_workdir_with_checkpoints(digits_small, tmp_path):
+    train, _ = digits_small
+    _, _, state, step, _ = setup(train)
+    fit(step, state, train, epochs=1, batch_size=32, workdir=str(tmp_path), progress=False)
+    _, _, state, step, _ = setup(train)
+    with pytest.raises(ValueError, match=r"already holds checkpoints \(steps \[12\]\).*resume=True"):
+        fit(step, state, train, epochs=1, batch_size=32, workdir=str(tmp_path), progress=False)
+    r = fit(step, state, train, epochs=2, batch_size=32, workdir=str(tmp_path), resume=True, progress=False)
+    assert [h["epoch"] for h in r.history] == [1, 2]
+    assert [m["epoch"] for m in read_metrics(str(tmp_path), "epoch")] == [1, 2]

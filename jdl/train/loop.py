@@ -129,10 +129,15 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     ckpt = Checkpoints(os.path.join(workdir, "checkpoints"), keep=keep) if workdir else None
     loop = {"history": [], "epoch_sums": {}, "epoch_count": 0, "window_sums": {},
             "window_count": 0, "best": None, "bad_epochs": 0, "stopped_early": False}
+    if ckpt is not None and not resume and ckpt.latest_step() is not None:
+        logger.close()
+        ckpt.close()
+        raise ValueError(f"{workdir} already holds checkpoints (steps {ckpt.steps()}): pass "
+                         f"resume=True (--resume) to continue that run, or use another workdir")
     if resume and ckpt is not None and (resume_step is not None or ckpt.latest_step() is not None):
         state, restored = ckpt.restore(resume_step, state)
         loop.update(restored)
-        logger.truncate_after(int(state.step))
+    logger.truncate_after(int(state.step))  # drop records a killed run wrote after its checkpoint
     start = int(state.step)
 
     t0 = time.perf_counter()
