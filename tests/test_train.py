@@ -317,3 +317,11 @@ def test_fresh_run_refuses_a_workdir_with_checkpoints(digits_small, tmp_path):
     r = fit(step, state, train, epochs=2, batch_size=32, workdir=str(tmp_path), resume=True, progress=False)
     assert [h["epoch"] for h in r.history] == [1, 2]
     assert [m["epoch"] for m in read_metrics(str(tmp_path), "epoch")] == [1, 2]
+
+
+def test_fit_leaves_the_callers_state_usable(digits_small):
+    train, _ = digits_small
+    _, _, state, step, _ = setup(train)
+    before = jax.tree.map(np.asarray, state.params)
+    fit(step, state, train, epochs=1, batch_size=32, progress=False)
+    assert tree_max_abs_diff(state.params, before) == 0.0  # not deleted by donation, not changed

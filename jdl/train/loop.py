@@ -94,6 +94,7 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     ``metrics.jsonl`` and TensorBoard, checkpoints to ``workdir/checkpoints`` (every
     ``checkpoint_every`` steps and each epoch end; the last ``keep`` and the best by
     ``monitor``), and ``resume=True`` continues from the newest checkpoint (or ``resume_step``).
+    The ``state`` passed in is copied once, not donated: it stays usable after ``fit``.
     """
     t_start = time.perf_counter()
     if epochs is None or epochs <= 0:
@@ -120,6 +121,8 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     spe = n // batch_size
 
     data = jax.device_put(train_data)
+    # The step donates its state; train on a copy so the caller's arrays stay valid.
+    state = jax.tree.map(jnp.copy, state)
     step_fn = jax.jit(lambda s, d, i: train_step(s, _gather(d, i)), donate_argnums=0)
     eval_fn = None
     if eval_step is not None:
