@@ -9,7 +9,12 @@
                          jdl.train.make_train_step
     likelihood           exact log Z and log p(v), AIS (Salakhutdinov & Murray 2008),
                          pseudo-likelihood (Besag 1975)
+    uses                 completion, generation, classification by free energy,
+                         reconstruction error, hidden units' weights as images
+    dbn                  deep belief networks: greedy layer-wise training (Hinton, Osindero &
+                         Teh 2006), up/down passes, conversion to a jdl MLP for fine-tuning
 """
+from jdl.rbm import dbn, uses
 from jdl.rbm.conditionals import (bernoulli, p_h_given_v, p_v_given_h, sample_h, sample_v,
                                   sample_visible_from_mean)
 from jdl.rbm.contrastive_divergence import contrastive_divergence, example_keys, init_chains
@@ -21,7 +26,7 @@ from jdl.rbm.likelihood import (AISEstimate, ais_log_partition, ais_schedule,
                                 exact_pseudo_log_likelihood, log_likelihood, log_partition,
                                 pseudo_log_likelihood)
 
-__all__ = ["bernoulli", "p_h_given_v", "p_v_given_h", "sample_h", "sample_v",
+__all__ = ["dbn", "uses", "bernoulli", "p_h_given_v", "p_v_given_h", "sample_h", "sample_v",
            "sample_visible_from_mean", "contrastive_divergence", "example_keys", "init_chains",
            "VISIBLE_UNITS", "base_rate_bias", "energy", "free_energy",
            "free_energy_from_input", "hidden_free_energy",
