@@ -55,9 +55,7 @@ class Checkpoints:
         if step not in self._last.all_steps():
             self._last.save(step, args=args, force=True)
         if best and self._best is not None and step not in self._best.all_steps():
-            self._best.save(step, args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop_state or {})),
-                force=True)
+            self._best.save(step, args=args, force=True)
 
     # -- listing ----------------------------------------------------------------------------
     def steps(self) -> list[int]:
