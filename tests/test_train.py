@@ -325,3 +325,20 @@ def test_fit_leaves_the_callers_state_usable(digits_small):
     before = jax.tree.map(np.asarray, state.params)
     fit(step, state, train, epochs=1, batch_size=32, progress=False)
     assert tree_max_abs_diff(state.params, before) == 0.0  # not deleted by donation, not changed
+
+
+def test_default_monitor_falls_back_to_what_the_run_reports(digits_small):
+    """A model whose eval reports no accuracy (here: quadratic loss on one-hot targets via a
+    custom eval) is monitored by val_loss without the caller naming it."""
+    train, val = digits_small
+    model, tx, state, step, _ = setup(train)
+    from jdl.losses import quadratic_error
+
+    def eval_step(s, batch):
+        out = model.apply({"params": s.params}, batch["x"])
+        return {"loss": quadratic_error(out, batch["y"], batch["mask"])}
+
+    r = fit(step, state, train, epochs=2, batch_size=32, eval_step=eval_step, val_data=val,
+            progress=False)
+    assert "val_accuracy" not in r.history[0]
+    assert r.best["val_loss"] == min(h["val_loss"] for h in r.history)

@@ -93,7 +93,8 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     computes masked validation metrics at each epoch end. With ``workdir``, metrics go to
     ``metrics.jsonl`` and TensorBoard, checkpoints to ``workdir/checkpoints`` (every
     ``checkpoint_every`` steps and each epoch end; the last ``keep`` and the best by
-    ``monitor``), and ``resume=True`` continues from the newest checkpoint (or ``resume_step``).
+    ``monitor``: by default the first of val_accuracy, val_loss, train_accuracy, train_loss that
+    the run reports), and ``resume=True`` continues from the newest checkpoint (or ``resume_step``).
     The ``state`` passed in is copied once, not donated: it stays usable after ``fit``.
     """
     t_start = time.perf_counter()
@@ -115,9 +116,8 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
         check_labels(train_data[label_key], num_classes, "train labels")
         if val_data is not None:
             check_labels(val_data[label_key], num_classes, "validation labels")
-    monitor = monitor or ("val_accuracy" if val_data is not None and eval_step is not None
-                          else "train_loss")
-    mode = _monitor_mode(monitor, mode)
+    if monitor is not None:
+        mode = _monitor_mode(monitor, mode)
     spe = n // batch_size
 
     data = jax.device_put(train_data)
@@ -202,6 +202,10 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
             if eval_fn is not None and val_data is not None:
                 val = evaluate(eval_step, state, val_data, eval_batch_size, compiled=eval_fn)
                 record.update({f"val_{k}": v for k, v in val.items()})
+            if monitor is None:  # default: the first of these that the run reports
+                monitor = next(m for m in ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+                               if m in record)
+                mode = _monitor_mode(monitor, mode)
             if monitor not in record:
                 raise KeyError(f"monitored metric {monitor!r} not among {sorted(record)}")
             value = record[monitor]
