@@ -92,21 +92,22 @@ class Conv(nn.Module):
         return y
 
 
-def max_pool(x, window: Sequence[int], strides: Sequence[int] | None = None):
-    """Max pooling over NHWC; non-overlapping windows are a reshape + max (fast gradient)."""
+def _pool(x, window, strides, reduce, fallback):
+    """Non-overlapping windows dividing the image: a reshape + ``reduce`` over the window axes
+    (elementwise gradient); anything else: flax's ``fallback`` pooling."""
     wh, ww = window
     sh, sw = strides or window
     n, h, w, c = x.shape
     if (sh, sw) == (wh, ww) and h % wh == 0 and w % ww == 0:
-        return x.reshape(n, h // wh, wh, w // ww, ww, c).max(axis=(2, 4))
-    return nn.max_pool(x, (wh, ww), strides=(sh, sw))
+        return reduce(x.reshape(n, h // wh, wh, w // ww, ww, c), axis=(2, 4))
+    return fallback(x, (wh, ww), strides=(sh, sw))
+
+
+def max_pool(x, window: Sequence[int], strides: Sequence[int] | None = None):
+    """Max pooling over NHWC; non-overlapping windows are a reshape + max (fast gradient)."""
+    return _pool(x, window, strides, jnp.max, nn.max_pool)
 
 
 def avg_pool(x, window: Sequence[int], strides: Sequence[int] | None = None):
     """Average pooling (LeNet's subsampling without its trainable coefficient)."""
-    wh, ww = window
-    sh, sw = strides or window
-    n, h, w, c = x.shape
-    if (sh, sw) == (wh, ww) and h % wh == 0 and w % ww == 0:
-        return x.reshape(n, h // wh, wh, w // ww, ww, c).mean(axis=(2, 4))
-    return nn.avg_pool(x, (wh, ww), strides=(sh, sw))
+    return _pool(x, window, strides, jnp.mean, nn.avg_pool)
