@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,55 +21,8 @@ from jdl.nn.mlp import MLP
 from jdl.rbm import dbn, uses
 from jdl.train import backprop, create_state, fit, make_train_step
 
-
-def fast_key(seed):
-    """'unsafe_rbg' keys compile about twice as fast as threefry on XLA's CPU backend (see
-    test_rbm.py); their draws change under vmap, so the vmap test uses threefry."""
-    return jax.random.key(seed, impl="unsafe_rbg")
-
-
-@pytest.fixture(autouse=True)
-def strict_dtypes():
-    with jax.numpy_dtype_promotion("strict"):
-        yield
-
-
-def all_states(n, dtype=np.float64):
-    """All 2^n binary vectors, row s holding the bits of s (big-endian)."""
-    return np.array(list(itertools.product([0, 1], repeat=n)), dtype)
-
-
-def state_index(v):
-    v = np.asarray(v).astype(np.int64)
-    return v @ (2 ** np.arange(v.shape[-1])[::-1])
-
-
-def random_params(seed, n_visible, n_hidden, scale=1.0, bias_scale=0.5):
-    rng = np.random.default_rng(seed)
-    return {"W": jnp.asarray(scale * rng.normal(size=(n_visible, n_hidden)), jnp.float32),
-            "b": jnp.asarray(bias_scale * rng.normal(size=n_visible), jnp.float32),
-            "c": jnp.asarray(bias_scale * rng.normal(size=n_hidden), jnp.float32)}
-
-
-def log_p_v_unnormalised(params, V):
-    """-F(v) = v.b + sum_j log(1 + exp(c_j + (vW)_j)) in float64 numpy (Bernoulli units)."""
-    W, b, c = (np.asarray(params[k], np.float64) for k in ("W", "b", "c"))
-    return V @ b + np.logaddexp(0, V @ W + c).sum(-1)
-
-
-def exact_p_v(params):
-    V = all_states(params["W"].shape[0])
-    log_p = log_p_v_unnormalised(params, V)
-    return V, np.exp(log_p - np.logaddexp.reduce(log_p))
-
-
-def tv_and_expected(samples, p):
-    """Total variation between the empirical distribution of ``samples`` and ``p``, and its
-    expectation under exact sampling, E[TV] ~ 0.5 sum_s sqrt(2/pi) sqrt(p_s (1 - p_s) / N)."""
-    n = samples.shape[0]
-    counts = np.bincount(state_index(samples), minlength=len(p))
-    tv = 0.5 * np.abs(counts / n - p).sum()
-    return tv, 0.5 * np.sqrt(2 / np.pi) * np.sqrt(p * (1 - p) / n).sum()
+from rbm_enumeration import (all_states, exact_p_v, fast_key, random_params,
+                             strict_dtypes, tv_and_expected)  # noqa: F401 (autouse fixture)
 
 
 def bars_and_stripes(n=4):

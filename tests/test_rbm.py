@@ -10,7 +10,6 @@ gathers the library calls it checks into one ``jax.jit`` where it can.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 
 import jax
@@ -22,61 +21,9 @@ import pytest
 import jdl.rbm as rbm
 from jdl.train import create_state, fit, make_train_step
 
-
-def fast_key(seed):
-    """A PRNG key for the sampling-heavy tests. The library takes keys of any implementation;
-    on XLA's CPU backend 'unsafe_rbg' programs compile about twice as fast as threefry ones
-    (the default), which keeps this file quick. Its draws change under vmap, so the test of
-    batch-split invariance uses threefry."""
-    return jax.random.key(seed, impl="unsafe_rbg")
-
-
-@pytest.fixture(autouse=True)
-def strict_dtypes():
-    with jax.numpy_dtype_promotion("strict"):
-        yield
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-
-def all_states(n, dtype=np.float64):
-    """All 2^n binary vectors, row s holding the bits of s (big-endian)."""
-    return np.array(list(itertools.product([0, 1], repeat=n)), dtype)
-
-
-def state_index(v):
-    """Row of all_states(n) holding binary vector(s) v."""
-    v = np.asarray(v).astype(np.int64)
-    return v @ (2 ** np.arange(v.shape[-1])[::-1])
-
-
-def random_params(seed, n_visible, n_hidden, scale=1.0, bias_scale=0.5, dtype=jnp.float32):
-    rng = np.random.default_rng(seed)
-    return {"W": jnp.asarray(scale * rng.normal(size=(n_visible, n_hidden)), dtype),
-            "b": jnp.asarray(bias_scale * rng.normal(size=n_visible), dtype),
-            "c": jnp.asarray(bias_scale * rng.normal(size=n_hidden), dtype)}
-
-
-def joint_table(params):
-    """(V, H, -E(v, h)) over every binary configuration, in float64 numpy."""
-    W, b, c = (np.asarray(params[k], np.float64) for k in ("W", "b", "c"))
-    V, H = all_states(W.shape[0]), all_states(W.shape[1])
-    return V, H, (V @ b)[:, None] + (H @ c)[None, :] + V @ W @ H.T
-
-
-def exact_p_v(params):
-    """(V, p(v)) by brute force."""
-    V, _, neg_e = joint_table(params)
-    log_pv = np.logaddexp.reduce(neg_e, axis=1)
-    return V, np.exp(log_pv - np.logaddexp.reduce(log_pv))
-
-
-def bars_and_stripes(n=4):
-    rows = [np.array(bits, np.float32) for bits in itertools.product([0, 1], repeat=n)]
-    patterns = [np.tile(r[:, None], (1, n)).ravel() for r in rows]
-    patterns += [np.tile(r[None, :], (n, 1)).ravel() for r in rows]
-    return np.unique(np.stack(patterns), axis=0)          # 2^(n+1) - 2 distinct patterns
+from rbm_enumeration import (all_states, bars_and_stripes, exact_p_v, fast_key,  # noqa: F401
+                             joint_table, random_params, state_index, strict_dtypes,
+                             tv_and_expected)
 
 
 def np_free_energy(params, v):
@@ -92,16 +39,6 @@ def np_p_h_given_v(params, v):
 
 def _flat(tree):
     return np.concatenate([np.ravel(tree[k]) for k in ("W", "b", "c")])
-
-
-def _tv_and_expected(samples, p):
-    """Total variation between the empirical distribution of binary ``samples`` (N rows) and
-    ``p``, and the TV that sampling noise alone gives with N exact samples:
-    E|p^_s - p_s| ~ sqrt(2/pi) sqrt(p_s (1 - p_s) / N), so E[TV] ~ 0.5 sum_s of that."""
-    n = samples.shape[0]
-    counts = np.bincount(state_index(samples), minlength=len(p))
-    tv = 0.5 * np.abs(counts / n - p).sum()
-    return tv, 0.5 * np.sqrt(2 / np.pi) * np.sqrt(p * (1 - p) / n).sum()
 
 
 # ------------------------------------------------------------------------- energy, conditionals
@@ -347,7 +284,7 @@ def test_gibbs_chains_reach_the_model_distribution():
         p, v0, jax.random.split(fast_key(0), (2, 100))))(stacked, v0)
     for params, samples in zip((p1, p2), np.asarray(final).reshape(2, 10000, 4)):
         _, p = exact_p_v(params)
-        tv, expected = _tv_and_expected(samples, p)
+        tv, expected = tv_and_expected(samples, p)
         assert tv < 3 * expected, (tv, expected)
         assert 1 - p[0] > 10 * expected                   # the start (v = 0) is far from p
 
@@ -373,7 +310,7 @@ def test_clamped_gibbs_chain_samples_the_conditional():
     V, p = exact_p_v(params)
     keep = (V[:, 0] == 1) & (V[:, 1] == 0)
     cond = p[keep] / p[keep].sum()                        # p(v_2, v_3 | v_0 = 1, v_1 = 0)
-    tv, expected = _tv_and_expected(trace[100:, 2:], cond)
+    tv, expected = tv_and_expected(trace[100:, 2:], cond)
     assert tv < 6 * expected, (tv, expected)
     # clamping to explicit values
     np.testing.assert_array_equal(step[:, :2], np.broadcast_to([0.0, 1.0], (5, 2)))
