@@ -3,6 +3,10 @@ from jdl.nn import activations, initializers
 from jdl.nn.activations import ACTIVATIONS, get_activation
 from jdl.nn.convnets import FashionConvNet, KerasExample, LeNet5
 from jdl.nn.mlp import MLP
+from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder
+from jdl.nn.recurrent import (RNN, CanonicalCell, CanonicalRNN, ElmanCell, GRUCell, LSTMCell,
+                              SequenceModel)
 
 __all__ = ["activations", "initializers", "ACTIVATIONS", "get_activation", "FashionConvNet",
-           "KerasExample", "LeNet5", "MLP"]
+           "KerasExample", "LeNet5", "MLP", "Autoencoder", "VariationalAutoencoder", "RNN",
+           "CanonicalCell", "CanonicalRNN", "ElmanCell", "GRUCell", "LSTMCell", "SequenceModel"]
