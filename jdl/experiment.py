@@ -151,7 +151,11 @@ def _first_kernel(params):
 
 # --- the run ---------------------------------------------------------------------------------
 def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool = False,
-        resume_step: int | None = None, progress: bool = True, title: str = "") -> dict:
+        resume_step: int | None = None, progress: bool = True, title: str = "",
+        initial_params=None) -> dict:
+    """Train ``build_model(cfg)`` as ``cfg`` says and evaluate it; returns the summary dict.
+    ``initial_params`` (a params pytree shaped like the model's, e.g. from a pretrained DBN,
+    ``jdl.rbm.dbn.to_mlp_params``) replaces the random initialisation."""
     cfg.validate()
     t0 = time.perf_counter()
     (xtr, ytr), (xva, yva), (xte, yte), dataset = load_data(cfg)
@@ -168,6 +172,12 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {len(xtr)} training examples")
     tx = build_optimizer(cfg, spe)
     state = init_state(model, tx, xtr[: cfg.batch_size], rng)
+    if initial_params is not None:
+        shapes = lambda t: jax.tree.map(lambda a: (tuple(np.shape(a)), str(a.dtype)), t)  # noqa: E731
+        if shapes(initial_params) != shapes(state.params):
+            raise ValueError(f"initial_params do not match the model's parameters: "
+                             f"{shapes(initial_params)} vs {shapes(state.params)}")
+        state = state.replace(params=initial_params, opt_state=tx.init(initial_params))
     step = make_train_step(backprop(model, loss=cfg.loss), tx,
                            batch_spec=spec_of({"x": xtr, "y": ytr}))
     eval_step = make_eval_step(evaluate_fn(model, loss=cfg.loss))

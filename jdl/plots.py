@@ -70,3 +70,33 @@ def plot_filters(kernel, path: str, input_shape=None, max_filters: int = 64, tit
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_image_grid(images, path: str, cols: int = 10, title: str = "",
+                    row_labels: list[str] | None = None, vmin: float | None = 0.0,
+                    vmax: float | None = 1.0, cmap: str = "gray") -> None:
+    """Images (n, h, w) in a grid of ``cols`` columns, filled row by row; ``row_labels`` name
+    the rows on the left. Pixel values map to grey between ``vmin`` and ``vmax`` (None: each
+    image's own range, e.g. for weights)."""
+    imgs = np.asarray(images, np.float32)
+    if imgs.ndim != 3:
+        raise ValueError(f"images must have shape (n, h, w), got {imgs.shape}")
+    n = len(imgs)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9 + (0.9 if row_labels else 0),
+                                                  rows * 0.9 + 0.45), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+        if i < n:
+            ax.imshow(imgs[i], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    if row_labels:
+        for r, label in enumerate(row_labels[:rows]):
+            axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

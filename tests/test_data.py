@@ -154,3 +154,11 @@ def test_padded_batches_cover_everything_once():
         assert len(idx) == 10
         seen += list(idx[mask > 0])
     assert seen == list(range(23))
+
+
+def test_binarize_thresholds_intensities():
+    from jdl.data import binarize
+    img = np.array([[[0, 127], [128, 255]]], np.uint8)            # one 2x2 image
+    np.testing.assert_array_equal(binarize(img), [[0, 0, 1, 1]])   # 127/255 < 0.5 < 128/255
+    np.testing.assert_array_equal(binarize(np.array([[0.2, 0.7]]), threshold=0.6), [[0, 1]])
+    assert binarize(img).dtype == np.float32

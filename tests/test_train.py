@@ -342,3 +342,23 @@ def test_default_monitor_falls_back_to_what_the_run_reports(digits_small):
             progress=False)
     assert "val_accuracy" not in r.history[0]
     assert r.best["val_loss"] == min(h["val_loss"] for h in r.history)
+
+
+def test_experiment_run_starts_from_given_initial_params(tmp_path):
+    # zero weights and an output bias favouring class 3 predict 3 everywhere; with a vanishing
+    # learning rate the test accuracy is then the test set's share of class 3
+    from jdl.data import digits as digits_data
+    from jdl.experiment import ExperimentConfig, run
+    from jdl.nn import MLP
+    cfg = ExperimentConfig(dataset="digits", epochs=1, learning_rate=1e-30, batch_size=64,
+                           val_fraction=0.0, log_every=10)
+    model = MLP(hidden=(16,), num_outputs=10)
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), np.zeros((1, 8, 8, 1)))["params"]
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    zeros["Dense_1"]["bias"] = zeros["Dense_1"]["bias"].at[3].set(5.0)
+    s = run(cfg, lambda c: model, str(tmp_path / "zeros"), progress=False, initial_params=zeros)
+    labels = digits_data.load("test", seed=0).labels
+    assert s["test_accuracy"] == pytest.approx(float(np.mean(labels == 3)), abs=1e-6)
+    wrong = {"Dense_0": zeros["Dense_0"]}
+    with pytest.raises(ValueError, match="initial_params do not match"):
+        run(cfg, lambda c: model, str(tmp_path / "wrong"), progress=False, initial_params=wrong)

@@ -27,3 +27,14 @@ def fit_normalizer(x, per_feature: bool = False, eps: float = 1e-6) -> Normalize
     std = x.std(axis=axes)
     std = np.where(std < eps, 1.0, std)
     return Normalizer(np.asarray(mean, np.float32), np.asarray(std, np.float32))
+
+
+def binarize(images, threshold: float = 0.5) -> np.ndarray:
+    """Binary pixels for Bernoulli-visible RBMs: 1 where intensity / 255 > ``threshold``
+    (uint8 images) or value > ``threshold`` (floats in [0, 1]), as float32, one row per
+    example (flattened). Salakhutdinov & Murray 2008 binarise MNIST the same way (stochastic
+    binarisation is the other common choice)."""
+    x = np.asarray(images)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    return (x.reshape(x.shape[0], -1) > threshold).astype(np.float32)

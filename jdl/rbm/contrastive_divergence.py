@@ -23,7 +23,7 @@ log-likelihood: negative phase minus positive phase, averaged over the batch.
 
 Metrics (all scalars):
 
-- ``loss``: the mean squared reconstruction error of one Gibbs step,
+- ``loss`` and ``reconstruction_error``: the mean squared reconstruction error of one Gibbs step,
   mean_{n,i} (v_ni - E[v_i | h_n])^2 with h_n ~ p(h | v_n) -- the number Hinton's code prints.
   It is NOT the quantity CD optimises; use ``jdl.rbm.likelihood`` for the log-likelihood.
 - ``free_energy``: mean F(v) over the batch;
@@ -66,7 +66,8 @@ def init_chains(rng, batch_size: int, n_visible: int, visible: str = "bernoulli"
 def contrastive_divergence(k: int = 1, persistent: bool = False, visible: str = "bernoulli",
                            sparsity_target: float | None = None, sparsity_cost: float = 0.0,
                            sparsity_decay: float = 0.95, negative_statistics: str = "sample",
-                           x_key: str = "x", index_key: str = "index"):
+                           reconstruction: bool = True, x_key: str = "x",
+                           index_key: str = "index"):
     """grad_fn(params, model_state, batch, rng) -> (grads, model_state, metrics) for CD-k or
     PCD-k (``persistent=True``, chains in ``model_state['chains']``).
 
@@ -82,6 +83,12 @@ def contrastive_divergence(k: int = 1, persistent: bool = False, visible: str = 
     W_ij (the derivative of the cross-entropy penalty w.r.t. the unit's total input). q is the
     batch mean of p(h | v_data), or, when ``model_state`` holds 'hidden_activity', the running
     average q <- decay q + (1 - decay) q_batch, stored back there.
+
+    ``reconstruction=False`` skips the reconstruction of the data, which costs PCD one more
+    matrix product per update (CD-k gets it free: it is the chain's first step); ``loss`` is
+    then the free-energy gap, mean F(v_data) - mean F(v_negative), whose gradient with the
+    negative samples held fixed is exactly the CD update (it is what CD descends, batch by
+    batch), and there is no ``reconstruction_error`` metric.
     """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer number of Gibbs steps, got {k!r}")
@@ -117,7 +124,10 @@ def contrastive_divergence(k: int = 1, persistent: bool = False, visible: str = 
 
         def per_example(v0, ph, key):
             k_h, k_v, k_chain = jax.random.split(key, 3)
-            recon = p_v_given_h(params, bernoulli(k_h, ph), visible)    # one Gibbs step
+            if persistent and not reconstruction:
+                recon = None
+            else:
+                recon = p_v_given_h(params, bernoulli(k_h, ph), visible)    # one Gibbs step
             if persistent:
                 init, steps = (v0, v0), k
             else:  # CD: the reconstruction step is the chain's first step
@@ -133,7 +143,9 @@ def contrastive_divergence(k: int = 1, persistent: bool = False, visible: str = 
         v_stat = v_neg if negative_statistics == "sample" else mean_neg
         pre_stat = hidden_input(params, v_stat)
         ph_neg = jax.nn.sigmoid(pre_stat)
-        grads = {"W": (v_stat.T @ ph_neg - v_data.T @ ph_data) / n,
+        # <v h>_neg - <v h>_data as one product: [v_neg; v_data]^T [p_neg; -p_data] / n
+        grads = {"W": jnp.concatenate([v_stat, v_data]).T
+                 @ jnp.concatenate([ph_neg, -ph_data]) / n,
                  "b": jnp.mean(v_stat - v_data, axis=0),
                  "c": jnp.mean(ph_neg - ph_data, axis=0)}
 
@@ -153,10 +165,14 @@ def contrastive_divergence(k: int = 1, persistent: bool = False, visible: str = 
         f_data = jnp.mean(free_energy_from_input(params, v_data, pre_data, visible))
         f_neg = (free_energy_from_input(params, v_neg, pre_stat, visible)
                  if negative_statistics == "sample" else free_energy(params, v_neg, visible))
-        metrics = {"loss": jnp.mean(jnp.square(v_data - recon)),
-                   "free_energy": f_data,
-                   "free_energy_gap": f_data - jnp.mean(f_neg),
+        gap = f_data - jnp.mean(f_neg)
+        metrics = {"free_energy": f_data, "free_energy_gap": gap,
                    "hidden_activity": jnp.mean(q_batch)}
+        if recon is None:
+            metrics["loss"] = gap
+        else:
+            metrics["loss"] = metrics["reconstruction_error"] = jnp.mean(
+                jnp.square(v_data - recon))
         return grads, new_state, metrics
 
     return grad_fn

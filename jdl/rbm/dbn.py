@@ -24,6 +24,7 @@ weights initialise a sigmoid MLP, topped by a fresh output layer and trained by 
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Sequence
 
 import jax
@@ -32,10 +33,10 @@ import numpy as np
 import optax
 
 from jdl.rbm.conditionals import p_h_given_v, p_v_given_h, sample_visible_from_mean
-from jdl.rbm.contrastive_divergence import contrastive_divergence, init_chains
+from jdl.rbm.contrastive_divergence import init_chains
 from jdl.rbm.energy import check_visible, init_params
 from jdl.rbm.gibbs import gibbs_chain
-from jdl.train import create_state, fit, make_train_step
+from jdl.rbm.training import flatten_examples, train_rbm
 
 
 def _sizes(stack) -> list[int]:
@@ -65,7 +66,7 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
                      tx_factory, k: int = 1, persistent: bool = False, progress: bool = False,
                      visible: str = "bernoulli", initial: Sequence | None = None,
                      init_scale: float = 0.01, seed: int = 0, return_history: bool = False,
-                     **cd_options):
+                     workdir: str | None = None, resume: bool = False, **cd_options):
     """Greedy layer-wise training of a DBN (Hinton, Osindero & Teh 2006, section 4).
 
     For l = 1 .. L, with x_0 = x (flattened per example):
@@ -73,9 +74,9 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
         RBM l  <- contrastive divergence (CD-k, or PCD-k with ``persistent``) on x_{l-1},
         x_l    =  p(h_l = 1 | x_{l-1}) = sigmoid(c_l + x_{l-1} W_l),
 
-    each RBM trained with ``jdl.train.make_train_step(contrastive_divergence(...), tx)`` and
-    ``jdl.train.fit`` for ``epochs`` epochs (an int, or one per layer) of ``batch_size`` examples
-    (the batches carry global example indices, so the Gibbs noise of example n is a function of
+    each RBM trained by :func:`jdl.rbm.training.train_rbm` (``contrastive_divergence`` as the
+    grad_fn of ``jdl.train.make_train_step``, ``jdl.train.fit``) for ``epochs`` epochs (an int,
+    or one per layer) of ``batch_size`` examples (the batches carry global example indices, so the Gibbs noise of example n is a function of
     (key, step, n)). Arguments:
 
     - ``layer_sizes``: the hidden layer sizes (n_1, ..., n_L); n_0 is x's feature count;
@@ -86,15 +87,14 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
       ``tx_factory(l) -> GradientTransformation`` (a rate per layer);
     - ``visible``: the data's units, 'bernoulli' or 'gaussian' (layer 1 only; the layers above
       are Bernoulli, trained on probabilities);
-    - ``cd_options``: passed on to ``contrastive_divergence`` (e.g. sparsity_target).
+    - ``cd_options``: passed on to ``contrastive_divergence`` (e.g. sparsity_target);
+    - ``workdir``: layer l's metrics and checkpoints go to ``workdir/layer{l}``; with
+      ``resume=True`` a killed run continues (finished layers restore their last checkpoint).
 
     Returns the stack, a list of L RBM params pytrees (bottom first); with ``return_history``,
     also the list of each layer's ``fit`` history (per-epoch CD metrics)."""
     check_visible(visible)
-    x = jnp.asarray(x)
-    data = x.reshape(x.shape[0], -1)
-    if not jnp.issubdtype(data.dtype, jnp.floating):
-        data = data.astype(jnp.float32)
+    data = flatten_examples(x)
     n_layers = len(layer_sizes)
     if n_layers == 0:
         raise ValueError("layer_sizes must name at least one hidden layer")
@@ -109,25 +109,19 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
     if sizes != [data.shape[1]] + [int(s) for s in layer_sizes]:
         raise ValueError(f"initial stack has layer sizes {sizes}, expected "
                          f"{[data.shape[1]] + list(layer_sizes)}")
-    index = np.arange(data.shape[0], dtype=np.int32)
     up = jax.jit(p_h_given_v)
 
     stack, histories = [], []
     for layer in range(n_layers):
-        layer_visible = visible if layer == 0 else "bernoulli"
         tx = tx_factory if isinstance(tx_factory, optax.GradientTransformation) \
             else tx_factory(layer)
-        grad_fn = contrastive_divergence(k=k, persistent=persistent, visible=layer_visible,
-                                         **cd_options)
-        key = jax.random.fold_in(rng, layer)
-        k_chains, k_train = jax.random.split(jax.random.fold_in(key, 1))
-        model_state = ({"chains": init_chains(k_chains, batch_size, sizes[layer],
-                                              layer_visible, data.dtype)}
-                       if persistent else {})
-        state = create_state(initial[layer], tx, k_train, model_state)
-        result = fit(make_train_step(grad_fn, tx), state, {"x": data, "index": index},
-                     epochs=epochs_per_layer[layer], batch_size=batch_size, seed=seed + layer,
-                     progress=progress, tensorboard=False)
+        result = train_rbm(data, initial[layer], jax.random.fold_in(rng, layer),
+                           epochs=epochs_per_layer[layer], batch_size=batch_size, tx=tx, k=k,
+                           persistent=persistent,
+                           visible=visible if layer == 0 else "bernoulli", seed=seed + layer,
+                           workdir=None if workdir is None else os.path.join(workdir,
+                                                                             f"layer{layer}"),
+                           resume=resume, progress=progress, **cd_options)
         params = result.state.params
         stack.append(params)
         histories.append(result.history)
