@@ -1,0 +1,186 @@
+"""Deep belief network 784-500-500-2000 on Fashion-MNIST (Hinton, Osindero & Teh 2006):
+greedy layer-wise pretraining by CD-1 on all 60,000 training images (labels unused), then
+supervised fine-tuning of the sigmoid MLP it initialises (Hinton & Salakhutdinov 2006); and a
+small-label run: fine-tuning on 1,000 labelled images, against the same MLP from random init.
+
+    python experiments/dbn_fashion.py                   # ~25 min here (2 cores)
+    python experiments/dbn_fashion.py --pretrain-epochs 1 --finetune-epochs 1 \\
+        --small-epochs 2 --small-seeds 1                                    # smoke
+
+Pretraining: each RBM by CD-1, batches of 100, learning rate 0.05 with cosine decay, momentum
+0.5, L2 weight cost 2e-4 on W, 10 epochs; inputs are pixel intensities in [0, 1] used as
+probabilities, each layer trained on p(h | v) of the one below. Fine-tuning: cross-entropy, SGD
+with momentum 0.9, learning rate 0.1 with cosine decay, batches of 100, dropout 0.2 on the
+hidden layers (Srivastava et al. 2014 fine-tune DBNs with dropout); full labels: 54,000
+training / 6,000 validation images, 50 epochs; small labels: 1,000 random training images
+(one draw per seed), 100 epochs, no validation, seeds 0, 1, 2; the random-init baseline is the
+same MLP, optimiser and epochs with jdl's default initialisation (LeCun uniform).
+
+Writes, under runs/dbn_fashion: pretrain/ (per-layer metrics and checkpoints; ``--resume``
+continues), stack.npz, full/, full_random/, small_*/ (each a jdl.experiment run), samples.png
+(top-down samples), filters.png, summary.json (with the retrieval precision@10 of test images
+among the training images, Euclidean distance on pixels and on the 2000-unit top-layer codes).
+
+Result here: see summary.json and BUILD_NOTES.md ("Deep belief network on Fashion-MNIST").
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from jdl import optim, plots, rbm  # noqa: E402
+from jdl.ae.uses import precision_at_k  # noqa: E402
+from jdl.data import fashion_mnist  # noqa: E402
+from jdl.experiment import ExperimentConfig, parse_args  # noqa: E402
+from jdl.experiment import run as run_supervised  # noqa: E402
+from jdl.nn import MLP  # noqa: E402
+from jdl.rbm import dbn  # noqa: E402
+
+
+@dataclasses.dataclass
+class DBNFashionConfig:
+    data_dir: Optional[str] = None
+    layers: tuple[int, ...] = (500, 500, 2000)
+    seed: int = 0
+    # greedy pretraining
+    pretrain_epochs: int = 10
+    pretrain_lr: float = 0.05
+    pretrain_momentum: float = 0.5
+    pretrain_l2: float = 2e-4
+    pretrain_batch_size: int = 100
+    k: int = 1
+    # fine-tuning
+    finetune_epochs: int = 50
+    finetune_dropout: float = 0.2       # on each hidden layer (Srivastava et al. 2014, DBN + dropout)
+    finetune_lr: float = 0.1
+    finetune_momentum: float = 0.9
+    batch_size: int = 100
+    full_random_baseline: bool = False  # also train the full-label MLP from random init
+    # small-label run
+    small_labels: int = 1000
+    small_epochs: int = 100
+    small_seeds: int = 3
+    max_train_examples: Optional[int] = None   # pretraining subset (smoke runs)
+
+
+def pretrain(cfg: DBNFashionConfig, workdir: str, resume: bool, progress: bool):
+    images = fashion_mnist.load("train", data_dir=cfg.data_dir).images
+    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    if cfg.max_train_examples:
+        x = x[:cfg.max_train_examples]
+    steps = cfg.pretrain_epochs * (len(x) // cfg.pretrain_batch_size)
+    tx = optim.sgd(optim.cosine(cfg.pretrain_lr, steps), cfg.pretrain_momentum,
+                   l2=cfg.pretrain_l2)
+    t0 = time.perf_counter()
+    stack, histories = dbn.greedy_layerwise(
+        x, cfg.layers, jax.random.PRNGKey(cfg.seed), epochs=cfg.pretrain_epochs,
+        batch_size=cfg.pretrain_batch_size, tx_factory=tx, k=cfg.k, progress=progress,
+        seed=cfg.seed, return_history=True, workdir=os.path.join(workdir, "pretrain"),
+        resume=resume)
+    seconds = time.perf_counter() - t0
+    np.savez(os.path.join(workdir, "stack.npz"),
+             **{f"{name}{i}": np.asarray(p[name]) for i, p in enumerate(stack)
+                for name in ("W", "b", "c")})
+    return stack, histories, seconds
+
+
+def finetune_config(cfg: DBNFashionConfig, small: bool, seed: int) -> ExperimentConfig:
+    return ExperimentConfig(
+        dataset="fashion_mnist", data_dir=cfg.data_dir, normalize="none",
+        val_fraction=0.0 if small else 0.1, batch_size=cfg.batch_size,
+        epochs=cfg.small_epochs if small else cfg.finetune_epochs, optimizer="sgd",
+        learning_rate=cfg.finetune_lr, momentum=cfg.finetune_momentum, schedule="cosine",
+        seed=seed, max_train_examples=cfg.small_labels if small else None, log_every=10)
+
+
+def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: bool = True):
+    t_start = time.perf_counter()
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(cfg), f, indent=2)
+    stack, histories, pretrain_s = pretrain(cfg, workdir, resume, progress)
+    summary = {"pretrain_s": pretrain_s,
+               "pretrain_reconstruction_error": [h[-1]["train_loss"] for h in histories]}
+
+    plots.plot_image_grid(rbm.uses.hidden_weight_images(stack[0], (28, 28),
+                                                        min(100, cfg.layers[0])),
+                          os.path.join(workdir, "filters.png"), vmin=None, vmax=None,
+                          title="first RBM: weights of its first hidden units")
+    _, means = dbn.sample_down(stack, jax.random.PRNGKey(cfg.seed + 7), 100, 1000,
+                               return_mean=True)
+    plots.plot_image_grid(np.asarray(means).reshape(-1, 28, 28),
+                          os.path.join(workdir, "samples.png"),
+                          title="DBN samples: 1000 Gibbs steps in the top RBM, then top-down")
+
+    # top-layer codes for retrieval: precision@10 of test queries against the training set
+    test = fashion_mnist.load("test", data_dir=cfg.data_dir)
+    train = fashion_mnist.load("train", data_dir=cfg.data_dir)
+    pixels = lambda s: s.images.reshape(len(s.images), -1).astype(np.float32) / 255.0  # noqa: E731
+    n_db = cfg.max_train_examples or len(train.images)
+    up = jax.jit(dbn.propagate_up)
+    for name, f in (("pixels", lambda x: x), ("dbn_top_codes", lambda x: up(stack, x))):
+        summary[f"retrieval_precision_at_10_{name}"] = float(precision_at_k(
+            f(pixels(train)[:n_db]), train.labels[:n_db], 10, queries=f(pixels(test)),
+            query_labels=test.labels))
+
+    def model_fn(_cfg):
+        return MLP(hidden=tuple(cfg.layers), num_outputs=10, activation="sigmoid",
+                   dropout_rate=cfg.finetune_dropout)
+
+    def finetune(name, small, seed, pretrained):
+        init = (dbn.to_mlp_params(stack, 10, jax.random.PRNGKey(1000 + seed))
+                if pretrained else None)
+        s = run_supervised(finetune_config(cfg, small, seed), model_fn,
+                           os.path.join(workdir, name), resume=resume, progress=progress,
+                           title=name, initial_params=init)
+        print(f"{name}: test accuracy {s['test_accuracy']:.4f}")
+        return s["test_accuracy"]
+
+    summary["full_pretrained"] = finetune("full", False, cfg.seed, True)
+    if cfg.full_random_baseline:
+        summary["full_random_init"] = finetune("full_random", False, cfg.seed, False)
+    pre, rand = [], []
+    for seed in range(cfg.small_seeds):
+        pre.append(finetune(f"small_pretrained_seed{seed}", True, seed, True))
+        rand.append(finetune(f"small_random_seed{seed}", True, seed, False))
+    summary.update({"small_pretrained": pre, "small_random_init": rand,
+                    "small_pretrained_mean": float(np.mean(pre)),
+                    "small_random_init_mean": float(np.mean(rand)),
+                    "small_gain_points": 100 * float(np.mean(pre) - np.mean(rand)),
+                    "wall_time_s": time.perf_counter() - t_start})
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def main(argv=None):
+    cfg, ns = parse_args(DBNFashionConfig, argv, __doc__)
+    workdir = ns.workdir or os.path.join("runs", "dbn_fashion")
+    s = run(cfg, workdir, resume=ns.resume, progress=not ns.no_progress)
+    line = f"dbn_fashion: fine-tuned DBN {s['full_pretrained']:.4f}"
+    if "full_random_init" in s:
+        line += f" (same MLP from random init {s['full_random_init']:.4f})"
+    print(line)
+    print(f"retrieval precision@10: top-layer codes "
+          f"{s['retrieval_precision_at_10_dbn_top_codes']:.4f}, pixels "
+          f"{s['retrieval_precision_at_10_pixels']:.4f}")
+    print(f"{cfg.small_labels} labels, mean of {cfg.small_seeds} seeds: pretrained "
+          f"{s['small_pretrained_mean']:.4f} vs random init {s['small_random_init_mean']:.4f} "
+          f"({s['small_gain_points']:+.2f} points) | wall {s['wall_time_s']:.0f} s | {workdir}")
+    return s
+
+
+if __name__ == "__main__":
+    main()

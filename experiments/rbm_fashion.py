@@ -1,0 +1,152 @@
+"""RBM on binarised Fashion-MNIST: filters, samples from long Gibbs chains, completion of
+half-occluded test images, and the AIS test log-likelihood.
+
+    python experiments/rbm_fashion.py                       # ~5 min here (2 cores)
+    python experiments/rbm_fashion.py --epochs 2 --ais-betas 1000 --ais-runs 1   # smoke
+
+A 784-500 Bernoulli RBM trained by PCD-1 (Tieleman 2008) with momentum 0.5, L2 weight cost
+1e-4 on W and a cosine-decayed learning rate 0.05 (Hinton 2010, "A practical guide to training
+RBMs"), batches of 100, 20 epochs, on Fashion-MNIST binarised at intensity 0.5. Writes, under
+runs/rbm_fashion: config.json, metrics.jsonl, checkpoints (``--resume`` continues a killed
+run), summary.json and filters.png, samples.png, completions.png, learning_curves.png.
+
+Result here (seed 0, 20 epochs, 1.6 s/epoch): see summary.json and BUILD_NOTES.md
+("RBM on Fashion-MNIST"): AIS test log-likelihood -226.9 nats (3 AIS runs, log Z spread 0.08);
+completion of the bottom half: squared error 0.122 per pixel against 0.173 for the pixel means.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from jdl import optim, plots, rbm  # noqa: E402
+from jdl.data import binarize, fashion_mnist  # noqa: E402
+from jdl.experiment import parse_args  # noqa: E402
+
+
+@dataclasses.dataclass
+class RBMFashionConfig:
+    data_dir: Optional[str] = None
+    hidden: int = 500
+    k: int = 1                          # Gibbs steps per update
+    persistent: bool = True             # PCD-k (else CD-k)
+    epochs: int = 20
+    batch_size: int = 100
+    learning_rate: float = 0.05
+    momentum: float = 0.5
+    l2: float = 1e-4                    # weight cost on W
+    schedule: str = "cosine"            # constant | cosine | ... (jdl.optim.make_schedule)
+    seed: int = 0
+    sample_steps: int = 1000            # length of the Gibbs chains drawn for samples.png
+    n_samples: int = 100
+    completion_steps: int = 500
+    completion_images: int = 1000       # test images completed for the squared error
+    ais_chains: int = 100
+    ais_betas: int = 14500
+    ais_runs: int = 3
+    max_train_examples: Optional[int] = None
+
+
+def completion_mask(image_shape=(28, 28), observed_rows: int = 14):
+    """1 on the observed (clamped) top rows, 0 on the occluded bottom rows; flattened."""
+    mask = np.zeros(image_shape, np.float32)
+    mask[:observed_rows] = 1
+    return mask.reshape(-1)
+
+
+def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: bool = True):
+    t_start = time.perf_counter()
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(cfg), f, indent=2)
+    x_train = binarize(fashion_mnist.load("train", data_dir=cfg.data_dir).images)
+    x_test = binarize(fashion_mnist.load("test", data_dir=cfg.data_dir).images)
+    if cfg.max_train_examples:
+        x_train = x_train[:cfg.max_train_examples]
+    steps = cfg.epochs * (len(x_train) // cfg.batch_size)
+    lr = optim.make_schedule(cfg.schedule, cfg.learning_rate, total_steps=steps)
+    tx = optim.sgd(lr, cfg.momentum, l2=cfg.l2)
+    key = jax.random.PRNGKey(cfg.seed)
+    result = rbm.train_rbm(x_train, cfg.hidden, key, epochs=cfg.epochs,
+                           batch_size=cfg.batch_size, tx=tx, k=cfg.k,
+                           persistent=cfg.persistent, seed=cfg.seed, workdir=workdir,
+                           resume=resume, progress=progress)
+    params = result.state.params
+    plots.plot_learning_curves(result.history, os.path.join(workdir, "learning_curves.png"),
+                               "RBM: reconstruction error")
+
+    # hidden units' weights as images
+    filters = rbm.uses.hidden_weight_images(params, (28, 28), 100)
+    plots.plot_image_grid(filters, os.path.join(workdir, "filters.png"), vmin=None, vmax=None,
+                          title="weights of 100 hidden units")
+
+    # samples: independent long Gibbs chains from random states
+    k_gen, k_comp, k_ais = jax.random.split(jax.random.fold_in(key, 2), 3)
+    _, means = jax.jit(rbm.uses.generate, static_argnums=(2, 3, 5, 6))(
+        params, k_gen, cfg.n_samples, cfg.sample_steps, None, "bernoulli", True)
+    plots.plot_image_grid(np.asarray(means).reshape(-1, 28, 28),
+                          os.path.join(workdir, "samples.png"),
+                          title=f"E[v | h] after {cfg.sample_steps} Gibbs steps, "
+                                f"{cfg.n_samples} independent chains")
+
+    # completion of the bottom half of test images (top 14 rows clamped)
+    mask = completion_mask()
+    complete = jax.jit(rbm.uses.complete, static_argnums=(4,))
+    v = x_test[:cfg.completion_images]
+    filled = np.concatenate([np.asarray(complete(params, v[i:i + 250], mask,
+                                                 jax.random.fold_in(k_comp, i),
+                                                 cfg.completion_steps))
+                             for i in range(0, len(v), 250)])
+    free = mask == 0
+    completion_se = float(np.mean(np.square(filled[:, free] - v[:, free])))
+    pixel_mean = x_train.mean(axis=0)
+    mean_se = float(np.mean(np.square(pixel_mean[free][None] - v[:, free])))
+    shown = np.stack([v[:10], np.where(mask > 0, v[:10], 0.5), filled[:10]]).reshape(-1, 28, 28)
+    plots.plot_image_grid(shown, os.path.join(workdir, "completions.png"),
+                          row_labels=["test", "occluded", "completed"],
+                          title="bottom half completed by clamped Gibbs sampling")
+
+    # log-likelihood
+    ll = rbm.ais_log_likelihood(params, x_test, k_ais, n_runs=cfg.ais_runs,
+                                n_chains=cfg.ais_chains, n_betas=cfg.ais_betas,
+                                base_visible_bias=rbm.base_rate_bias(jnp.asarray(x_train)))
+    pll = float(jnp.mean(rbm.pseudo_log_likelihood(params, x_test, jax.random.PRNGKey(1))))
+    summary = {"test_log_likelihood_ais": ll["log_likelihood"], "ais": ll,
+               "test_pseudo_log_likelihood": pll,
+               "test_reconstruction_error": float(rbm.uses.reconstruction_error(params, x_test)),
+               "completion_squared_error": completion_se,
+               "pixel_mean_squared_error": mean_se,
+               "train_s_per_epoch": result.train_time / max(1, len(result.history)),
+               "compile_time_s": result.compile_time,
+               "wall_time_s": time.perf_counter() - t_start}
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def main(argv=None):
+    cfg, ns = parse_args(RBMFashionConfig, argv, __doc__)
+    workdir = ns.workdir or os.path.join("runs", "rbm_fashion")
+    s = run(cfg, workdir, resume=ns.resume, progress=not ns.no_progress)
+    print(f"rbm_fashion: AIS test log-likelihood {s['test_log_likelihood_ais']:.2f} nats "
+          f"(log Z spread {s['ais']['log_z_spread']:.2f}) | pseudo-LL "
+          f"{s['test_pseudo_log_likelihood']:.2f} | completion squared error "
+          f"{s['completion_squared_error']:.4f} (pixel means {s['pixel_mean_squared_error']:.4f})"
+          f" | {s['train_s_per_epoch']:.1f} s/epoch, wall {s['wall_time_s']:.0f} s | {workdir}")
+    return s
+
+
+if __name__ == "__main__":
+    main()
