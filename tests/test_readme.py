@@ -34,3 +34,15 @@ def test_library_example_runs_on_a_small_slice(tmp_path, monkeypatch):
     ns = {}
     exec(compile(block, "README.md", "exec"), ns)
     assert ns["result"].history[0]["epoch"] == 1
+
+
+def test_rbm_example_runs():
+    block = [b for b in _python_blocks() if "rbm.train_rbm" in b][0]
+    block = block.replace("epochs=20", "epochs=2").replace("epochs=5", "epochs=1")
+    ns = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    assert ns["params"]["W"].shape == (64, 64)
+    assert ns["samples"].shape == (16, 64) and ns["filled"].shape == (4, 64)
+    assert (ns["filled"][:, :32] == ns["x"][:4, :32]).all()       # the clamped half is kept
+    assert ns["ll"]["log_likelihood"] < 0
+    assert ns["mlp_params"]["Dense_1"]["kernel"].shape == (128, 64)
