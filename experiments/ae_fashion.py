@@ -1,0 +1,624 @@
+"""Autoencoders on Fashion-MNIST against PCA (Hinton & Salakhutdinov 2006, "Reducing the
+dimensionality of data with neural networks", Science 313; Vincent et al. 2008; Kingma &
+Welling 2014): a deep autoencoder 784-1000-500-250-30 against PCA with 30 components, 2-D
+codes against PCA-2, a denoising against a plain autoencoder, a variational autoencoder, and
+greedy stacked pretraining plus fine-tuning against end-to-end training from random init.
+
+    python experiments/ae_fashion.py                     # ~25-35 min here (2 cores)
+    python experiments/ae_fashion.py --parts vae         # one part (also: --resume)
+    python experiments/ae_fashion.py --max-train-examples 3000 --max-test-examples 1000 \\
+        --deep-epochs 1 --greedy-epochs 1 --finetune-epochs 1 --codes2d-epochs 1 \\
+        --denoise-epochs 1 --vae-epochs 1 --workdir runs/ae_fashion_smoke     # smoke, ~2.5 min
+
+The runtime is an estimate, not yet measured: a training step of the 784-1000-500-250-30
+network (batch 128) costs 50 ms of CPU time here, 23 s per 60,000-image epoch (expected
+15-23 s wall with both cores free), and the default run trains the equivalent of ~95 such
+epochs (evaluations included): 30 deep, 30 greedy + fine-tuning, 15 for 2-D codes,
+7 denoising, 4 VAE.
+
+Data: the 60,000 training and 10,000 test images, pixels in [0, 1] (intensity / 255), labels
+used only to score codes. Every error is the summed squared error per image,
+mean_n sum_i (z_ni - x_ni)^2, on the test set (the measure on which PCA-30 gets 12.24; H&S
+report 3.00 for their deep autoencoder against 13.87 for PCA-30 on MNIST). PCA is fitted on
+the training set (eigenvectors of the covariance matrix, float64).
+
+Parts (``--parts``, comma-separated; default all five):
+
+- deep: 784-1000-500-250-30 autoencoder (ReLU hidden layers, linear code, sigmoid output,
+  untied), random init, trained end to end for 30 epochs; test error against PCA-30's, and the
+  k-NN accuracy / retrieval precision@10 of its 30-D codes against PCA-30's.
+- greedy: the same network built greedily (Bengio et al. 2007): one one-layer autoencoder per
+  layer (784-1000, 1000-500, 500-250, 250-30), 3 epochs each, each on the codes of the layers
+  below; then unrolled and fine-tuned end to end for 27 epochs. The layers' 4 x 3 epochs cost
+  about as much as 3 epochs of the deep network (the same 2.83M weights), so both routes get
+  the same compute: 30 deep-network epochs.
+- codes2d: 784-1000-500-250-2 autoencoder, 15 epochs, against PCA-2: scatter of the test codes
+  coloured by class (codes2d.png), k-NN (k = 10, training codes as the reference set) test
+  accuracy, retrieval precision@10 of the test queries among the training codes.
+- denoise: two 784-500-128 autoencoders, 10 epochs each, one on clean inputs (plain), one
+  reconstructing the clean image from a corrupted copy (denoising; masking noise: each pixel
+  set to 0 with probability 0.3, Vincent et al. 2008, redrawn every step); PSNR against the
+  clean images of the corrupted test images themselves and of each autoencoder's output for
+  them (one fixed corruption of the test set), PSNR = 10 log10(1 / MSE), MSE over all pixels.
+- vae: 784-400-20 VAE (ReLU), Bernoulli decoder on the grey levels, 15 epochs; test ELBO
+  (10 samples per image), the importance-weighted bound with 50 samples (Burda et al. 2016),
+  100 samples from the prior (vae_samples.png). Nats per image; as grey levels are not binary,
+  these are not densities of the images.
+
+Every training: Adam, learning rate 1e-3 with cosine decay over the run, batches of 128, the
+loss ``--loss``: the summed squared error (default) or the cross-entropy of the sigmoid output
+(the greedy layers above the first, whose outputs are ReLU codes, always use the squared
+error); the test error is logged per epoch for the learning curves only (the final parameters
+are used). The defaults come from a 6,000-image, 5-epoch probe of the deep autoencoder (test
+error, 2,000 test images): ReLU + squared 18.4, ReLU + cross-entropy 18.8, sigmoid hidden
+layers 46.9 / 47.1 (still at the mean image).
+
+Writes, under runs/ae_fashion: one jdl.train.fit workdir per training (deep/,
+greedy/layer1..4/, greedy/finetune/, codes2d/, denoise/plain/, denoise/denoising/, vae/:
+metrics.jsonl, checkpoints, learning_curves.png; ``--resume`` continues killed or finished
+trainings), config.json, summary.json (every figure, the acceptance checks; a run of some
+parts updates the figures of those parts), reconstructions.png (test images, deep AE,
+stacked + fine-tuned AE, PCA-30), codes2d.png, denoising.png, vae_samples.png.
+
+Result here: (to be filled after the full run)
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import jdl.ae as ae  # noqa: E402
+from jdl import optim, plots  # noqa: E402
+from jdl.data import fashion_mnist  # noqa: E402
+from jdl.experiment import parse_args  # noqa: E402
+from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder  # noqa: E402
+from jdl.train import create_state, evaluate, fit, make_eval_step, make_train_step  # noqa: E402
+
+PARTS = ("deep", "greedy", "codes2d", "denoise", "vae")
+NOISES = ("mask", "gaussian", "salt_pepper")
+
+
+@dataclasses.dataclass
+class AEFashionConfig:
+    data_dir: Optional[str] = None
+    parts: tuple[str, ...] = PARTS
+    seed: int = 0
+    max_train_examples: Optional[int] = None   # training subset (smoke runs)
+    max_test_examples: Optional[int] = None    # test subset (smoke runs)
+    # every training
+    batch_size: int = 128
+    learning_rate: float = 1e-3                 # Adam, cosine decay over each training
+    schedule: str = "cosine"
+    activation: str = "relu"                    # hidden layers (codes are linear)
+    loss: str = "squared"                       # squared | cross_entropy (reconstruction)
+    eval_each_epoch: bool = True                # test error per epoch, for the curves only
+    # deep autoencoder, end to end
+    deep_layers: tuple[int, ...] = (1000, 500, 250)
+    deep_code: int = 30
+    deep_epochs: int = 30
+    # greedy stacked pretraining + fine-tuning of the same network
+    greedy_epochs: int = 3                      # per layer
+    finetune_epochs: int = 27
+    # 2-D codes
+    codes2d_epochs: int = 15
+    knn_k: int = 10
+    precision_k: int = 10
+    scatter_points: int = 5000
+    # denoising vs plain
+    denoise_layers: tuple[int, ...] = (500,)
+    denoise_code: int = 128
+    denoise_epochs: int = 10
+    noise: str = "mask"                         # mask | gaussian | salt_pepper
+    noise_level: float = 0.3                    # p (mask, salt_pepper) or sigma (gaussian)
+    # VAE
+    vae_hidden: tuple[int, ...] = (400,)
+    vae_latent: int = 20
+    vae_epochs: int = 15
+    vae_eval_samples: int = 10                  # Monte-Carlo samples of the test ELBO
+    vae_iw_samples: int = 50                    # importance-weighted bound (0: skip)
+    n_show: int = 10                            # images per row in the PNGs
+
+    def validate(self) -> None:
+        errs = []
+        unknown = [p for p in self.parts if p not in PARTS]
+        if unknown or not self.parts:
+            errs.append(f"parts must be a non-empty subset of {PARTS}, got {self.parts}")
+        if self.loss not in ("cross_entropy", "squared"):
+            errs.append(f"loss must be cross_entropy or squared, got {self.loss!r}")
+        if self.noise not in NOISES:
+            errs.append(f"noise must be one of {NOISES}, got {self.noise!r}")
+        for name in ("deep_epochs", "greedy_epochs", "finetune_epochs", "codes2d_epochs",
+                     "denoise_epochs", "vae_epochs", "batch_size", "knn_k", "precision_k",
+                     "deep_code", "denoise_code", "vae_latent", "vae_eval_samples"):
+            if getattr(self, name) <= 0:
+                errs.append(f"{name} must be positive, got {getattr(self, name)}")
+        if errs:
+            raise ValueError("invalid configuration: " + "; ".join(errs))
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+@dataclasses.dataclass
+class PCA:
+    """PCA fitted on a training set: its mean (d,) and the eigenvectors of the covariance
+    matrix as rows (d, d), by decreasing eigenvalue (``variances``)."""
+    mean: np.ndarray
+    components: np.ndarray
+    variances: np.ndarray
+
+    def encode(self, x, n_components: int) -> np.ndarray:
+        """Coordinates of x - mean on the first ``n_components`` principal axes."""
+        return (np.asarray(x, np.float64) - self.mean) @ self.components[:n_components].T
+
+    def reconstruct(self, x, n_components: int) -> np.ndarray:
+        """Projection of x onto the affine subspace mean + span(first n_components axes)."""
+        return self.encode(x, n_components) @ self.components[:n_components] + self.mean
+
+
+def fit_pca(x) -> PCA:
+    """PCA of the rows of ``x`` (N, d) by the eigendecomposition of their covariance matrix
+    (float64). The eigenvectors' signs are fixed so that each one's largest component is
+    positive."""
+    x = np.asarray(x, np.float64)
+    mean = x.mean(axis=0)
+    xc = x - mean
+    cov = xc.T @ xc / max(len(x) - 1, 1)
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order].T
+    sign = np.sign(vectors[np.arange(len(vectors)), np.argmax(np.abs(vectors), axis=1)])
+    return PCA(mean=mean, components=vectors * sign[:, None],
+               variances=np.maximum(values, 0.0))
+
+
+def summed_squared_error(x, reconstruction) -> float:
+    """Mean over images of the summed squared error sum_i (z_i - x_i)^2 (float64)."""
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    z = np.asarray(reconstruction, np.float64).reshape(len(x), -1)
+    return float(np.mean(np.sum(np.square(z - x), axis=1)))
+
+
+def make_corruption(noise: str, level: float):
+    """callable(rng, x): the corruption (noise, level) of jdl.ae.corrupt, clipped to [0, 1]
+    (a no-op for masking and salt-and-pepper noise) so corrupted images stay images."""
+    spec = (noise, float(level))
+    ae.corruption.check_corruption(spec)
+
+    def corrupt(rng, x):
+        return jnp.clip(ae.corrupt(rng, x, spec), 0.0, 1.0)
+
+    return corrupt
+
+
+def expected_corrupted_mse(x, noise: str, level: float) -> float:
+    """E ||x~ - x||^2 / x.size for x~ the corruption of x (unclipped for 'gaussian'):
+    masking p: p mean(x^2); salt-and-pepper p: p mean((x^2 + (1 - x)^2) / 2); Gaussian sigma:
+    sigma^2."""
+    x = np.asarray(x, np.float64)
+    if noise == "mask":
+        return level * float(np.mean(x * x))
+    if noise == "salt_pepper":
+        return level * float(np.mean(0.5 * x * x + 0.5 * (1.0 - x) ** 2))
+    if noise == "gaussian":
+        return level ** 2
+    raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+
+
+def psnr_db(reference, estimate) -> float:
+    """10 log10(1 / MSE), MSE over all pixels of all images (values in [0, 1])."""
+    return float(ae.psnr(jnp.asarray(reference, jnp.float32), jnp.asarray(estimate, jnp.float32)))
+
+
+def code_scores(train_codes, train_labels, test_codes, test_labels, k: int = 10,
+                precision_k: int = 10, num_classes: int = 10) -> dict:
+    """k-NN test accuracy (majority of the k nearest training codes, Euclidean) and retrieval
+    precision@precision_k (fraction of a test query's nearest training codes that share its
+    label, averaged over the queries)."""
+    tr = jnp.asarray(train_codes, jnp.float32)
+    te = jnp.asarray(test_codes, jnp.float32)
+    acc = ae.knn_accuracy(tr, jnp.asarray(train_labels), te, jnp.asarray(test_labels), k,
+                          num_classes, chunk_size=500)
+    prec = ae.precision_at_k(tr, jnp.asarray(train_labels), precision_k, queries=te,
+                             query_labels=jnp.asarray(test_labels), chunk_size=500)
+    return {"knn_accuracy": float(acc), f"precision_at_{precision_k}": float(prec)}
+
+
+def first_of_each_class(labels, n_classes: int = 10) -> np.ndarray:
+    """Index of the first example of each class 0 .. n_classes - 1 present in ``labels``."""
+    labels = np.asarray(labels)
+    return np.array([int(np.flatnonzero(labels == c)[0]) for c in range(n_classes)
+                     if np.any(labels == c)])
+
+
+def acceptance(summary: dict) -> dict:
+    """The issue's acceptance checks on the figures present in ``summary``: each an entry with
+    its numbers and ``passed`` (None where a figure is missing)."""
+    out = {}
+    deep, pca = summary.get("deep_test_error"), summary.get("pca30_test_error")
+    if deep is not None and pca is not None:
+        out["deep_vs_pca30"] = {"deep_test_error": deep, "pca30_test_error": pca,
+                                "ratio": deep / pca, "threshold": 0.75,
+                                "passed": bool(deep <= 0.75 * pca)}
+    a, p = summary.get("codes2d_ae_knn_accuracy"), summary.get("codes2d_pca2_knn_accuracy")
+    if a is not None and p is not None:
+        out["codes2d_knn"] = {"ae": a, "pca2": p, "gain_points": 100.0 * (a - p),
+                              "threshold_points": 10.0,
+                              "passed": bool(a >= p + 0.10 - 1e-12)}
+    d, pl = summary.get("denoise_psnr_denoising_ae"), summary.get("denoise_psnr_plain_ae")
+    if d is not None and pl is not None:
+        out["denoising_psnr"] = {"denoising_ae": d, "plain_ae": pl, "passed": bool(d > pl)}
+    elbo = summary.get("vae_test_elbo")
+    if elbo is not None:
+        out["vae_elbo_reported"] = {"test_elbo": elbo, "passed": bool(math.isfinite(elbo))}
+    g, e = summary.get("greedy_finetuned_test_error"), summary.get("deep_test_error")
+    if g is not None and e is not None:
+        out["greedy_vs_end_to_end"] = {"greedy_finetuned": g, "end_to_end": e,
+                                       "passed": bool(math.isfinite(g) and math.isfinite(e))}
+    return out
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def load_data(cfg: AEFashionConfig):
+    """(x_train, y_train, x_test, y_test): images flattened to (N, 784) float32 in [0, 1]."""
+    def prep(split, limit):
+        s = fashion_mnist.load(split, data_dir=cfg.data_dir)
+        x = s.images.reshape(len(s.images), -1).astype(np.float32) / 255.0
+        return (x[:limit], s.labels[:limit]) if limit else (x, s.labels)
+    return (*prep("train", cfg.max_train_examples), *prep("test", cfg.max_test_examples))
+
+
+def _init(model, x, rng):
+    return jax.jit(model.init)(rng, jnp.asarray(x[:1]))["params"]
+
+
+def train_model(cfg, model, x_train, x_test, epochs, workdir, rng, *, resume, progress,
+                grad_fn, eval_fn, params=None, title=""):
+    """Adam + cosine schedule, ``fit`` in ``workdir`` (resumable), test metrics per epoch."""
+    steps = epochs * (len(x_train) // cfg.batch_size)
+    tx = optim.adam(optim.make_schedule(cfg.schedule, cfg.learning_rate, total_steps=steps))
+    k_init, k_run = jax.random.split(rng)
+    if params is None:
+        params = _init(model, x_train, k_init)
+    state = create_state(params, tx, k_run)
+    val = {"x": x_test} if cfg.eval_each_epoch else None
+    result = fit(make_train_step(grad_fn, tx), state, {"x": x_train}, epochs=epochs,
+                 batch_size=cfg.batch_size, eval_step=make_eval_step(eval_fn) if val else None,
+                 val_data=val, seed=cfg.seed, workdir=workdir, resume=resume,
+                 progress=progress, log_every=100, monitor="train_loss")
+    if result.history:
+        plots.plot_learning_curves(result.history, os.path.join(workdir, "learning_curves.png"),
+                                   title)
+    return result
+
+
+def train_autoencoder(cfg, model, x_train, x_test, epochs, workdir, rng, *, resume, progress,
+                      loss=None, corruption=None, params=None, title=""):
+    loss = cfg.loss if loss is None else loss
+    return train_model(cfg, model, x_train, x_test, epochs, workdir, rng, resume=resume,
+                       progress=progress, params=params, title=title,
+                       grad_fn=ae.autoencoder_grad_fn(model, loss, corruption=corruption),
+                       eval_fn=ae.autoencoder_eval_fn(model, loss))
+
+
+def _s_per_epoch(result, cfg, n_train: int) -> float | None:
+    """Seconds per epoch of the steps this process ran (None if it ran none: resumed after
+    the last epoch)."""
+    if not result.samples_per_s:
+        return None
+    return (n_train // cfg.batch_size) * cfg.batch_size / result.samples_per_s
+
+
+def deep_model(cfg, code: int) -> Autoencoder:
+    return Autoencoder(encoder=tuple(cfg.deep_layers), code=code, activation=cfg.activation,
+                       code_activation="linear", output_activation="sigmoid",
+                       features=784)
+
+
+def reconstruct(model, params, x):
+    return np.asarray(ae.reconstruct_dataset(model, params, jnp.asarray(x), 1000))
+
+
+def encode(model, params, x):
+    return np.asarray(ae.encode_dataset(model, params, jnp.asarray(x), 1000))
+
+
+# -------------------------------------------------------------------------------- parts
+
+
+def part_deep(cfg, data, pca, workdir, key, resume, progress, shown):
+    x_train, y_train, x_test, y_test = data
+    model = deep_model(cfg, cfg.deep_code)
+    result = train_autoencoder(cfg, model, x_train, x_test, cfg.deep_epochs,
+                               os.path.join(workdir, "deep"), jax.random.fold_in(key, 1),
+                               resume=resume, progress=progress, title="deep AE, end to end")
+    params = result.state.params
+    rec = reconstruct(model, params, x_test)
+    shown["deep AE"] = rec
+    codes_tr, codes_te = encode(model, params, x_train), encode(model, params, x_test)
+    ae_scores = code_scores(codes_tr, y_train, codes_te, y_test, cfg.knn_k, cfg.precision_k)
+    pca_scores = code_scores(pca.encode(x_train, cfg.deep_code), y_train,
+                             pca.encode(x_test, cfg.deep_code), y_test, cfg.knn_k,
+                             cfg.precision_k)
+    s = {"deep_test_error": summed_squared_error(x_test, rec),
+         "deep_train_error": summed_squared_error(x_train, reconstruct(model, params, x_train)),
+         "deep_s_per_epoch": _s_per_epoch(result, cfg, len(x_train)),
+         "deep_num_params": int(sum(a.size for a in jax.tree.leaves(params)))}
+    s.update({f"deep_codes_{k}": v for k, v in ae_scores.items()})
+    s.update({f"pca{cfg.deep_code}_codes_{k}": v for k, v in pca_scores.items()})
+    return s
+
+
+def part_greedy(cfg, data, workdir, key, resume, progress, shown):
+    x_train, _, x_test, _ = data
+    sizes = tuple(cfg.deep_layers) + (cfg.deep_code,)
+    k_layers = jax.random.fold_in(key, 2)
+    models, initial = ae.init_layers(k_layers, x_train.shape[1], sizes,
+                                     activation=cfg.activation, code_activation="linear",
+                                     output_activation="sigmoid")
+    h_train, h_test = jnp.asarray(x_train), jnp.asarray(x_test)
+    layer_params, layer_errors, t0 = [], [], time.perf_counter()
+    for k, (m, p0) in enumerate(zip(models, initial)):
+        # the first layer reconstructs pixels (sigmoid output, the chosen loss); the others
+        # reconstruct the codes of the layer below (hidden activation): squared error
+        loss = cfg.loss if k == 0 else "squared"
+        r = train_autoencoder(cfg, m, h_train, h_test, cfg.greedy_epochs,
+                              os.path.join(workdir, "greedy", f"layer{k + 1}"),
+                              jax.random.fold_in(k_layers, 100 + k), resume=resume,
+                              progress=progress, loss=loss, params=p0,
+                              title=f"greedy layer {k + 1}: {m.features}-{m.code}")
+        layer_params.append(r.state.params)
+        layer_errors.append(summed_squared_error(h_test, reconstruct(m, r.state.params,
+                                                                     h_test)))
+        if k + 1 < len(models):
+            h_train = ae.encode_dataset(m, r.state.params, h_train, 1000)
+            h_test = ae.encode_dataset(m, r.state.params, h_test, 1000)
+    pretrain_s = time.perf_counter() - t0
+    deep, deep_params = ae.assemble(models, layer_params)
+    assert deep == deep_model(cfg, cfg.deep_code), (deep, deep_model(cfg, cfg.deep_code))
+    pretrained_error = summed_squared_error(x_test, reconstruct(deep, deep_params, x_test))
+    r = train_autoencoder(cfg, deep, x_train, x_test, cfg.finetune_epochs,
+                          os.path.join(workdir, "greedy", "finetune"),
+                          jax.random.fold_in(key, 3), resume=resume, progress=progress,
+                          params=deep_params, title="deep AE, greedy pretraining + fine-tuning")
+    rec = reconstruct(deep, r.state.params, x_test)
+    shown["stacked + fine-tuned"] = rec
+    return {"greedy_layer_test_errors": layer_errors,
+            "greedy_pretrained_test_error": pretrained_error,
+            "greedy_finetuned_test_error": summed_squared_error(x_test, rec),
+            "greedy_pretrain_s": pretrain_s,
+            "greedy_finetune_s_per_epoch": _s_per_epoch(r, cfg, len(x_train))}
+
+
+def plot_codes2d(path, ae_codes, pca_codes, labels, titles, n_points, seed=0):
+    import matplotlib.pyplot as plt
+    idx = np.random.default_rng(seed).permutation(len(labels))[:n_points]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6))
+    cmap = plt.get_cmap("tab10")
+    for ax, codes, title in zip(axes, (ae_codes, pca_codes), titles):
+        for c, name in enumerate(fashion_mnist.CLASS_NAMES):
+            sel = idx[labels[idx] == c]
+            ax.scatter(codes[sel, 0], codes[sel, 1], s=3, color=cmap(c), label=name,
+                       alpha=0.6, rasterized=True)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[1].legend(markerscale=4, fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def part_codes2d(cfg, data, pca, workdir, key, resume, progress):
+    x_train, y_train, x_test, y_test = data
+    model = deep_model(cfg, 2)
+    result = train_autoencoder(cfg, model, x_train, x_test, cfg.codes2d_epochs,
+                               os.path.join(workdir, "codes2d"), jax.random.fold_in(key, 4),
+                               resume=resume, progress=progress, title="2-D codes")
+    params = result.state.params
+    ae_tr, ae_te = encode(model, params, x_train), encode(model, params, x_test)
+    pca_tr, pca_te = pca.encode(x_train, 2), pca.encode(x_test, 2)
+    a = code_scores(ae_tr, y_train, ae_te, y_test, cfg.knn_k, cfg.precision_k)
+    p = code_scores(pca_tr, y_train, pca_te, y_test, cfg.knn_k, cfg.precision_k)
+    pk = f"precision_at_{cfg.precision_k}"
+    plot_codes2d(os.path.join(workdir, "codes2d.png"), ae_te, pca_te, y_test,
+                 [f"autoencoder 784-{'-'.join(map(str, cfg.deep_layers))}-2: "
+                  f"{cfg.knn_k}-NN accuracy {a['knn_accuracy']:.3f}, P@{cfg.precision_k} "
+                  f"{a[pk]:.3f}",
+                  f"PCA-2: {cfg.knn_k}-NN accuracy {p['knn_accuracy']:.3f}, "
+                  f"P@{cfg.precision_k} {p[pk]:.3f}"], cfg.scatter_points, cfg.seed)
+    return {"codes2d_ae_knn_accuracy": a["knn_accuracy"],
+            "codes2d_pca2_knn_accuracy": p["knn_accuracy"],
+            f"codes2d_ae_{pk}": a[pk], f"codes2d_pca2_{pk}": p[pk],
+            "codes2d_ae_test_error": summed_squared_error(x_test, reconstruct(model, params,
+                                                                              x_test)),
+            "codes2d_pca2_test_error": summed_squared_error(x_test, pca.reconstruct(x_test, 2)),
+            "codes2d_s_per_epoch": _s_per_epoch(result, cfg, len(x_train))}
+
+
+def part_denoise(cfg, data, workdir, key, resume, progress, show_idx):
+    x_train, _, x_test, _ = data
+    model = Autoencoder(encoder=tuple(cfg.denoise_layers), code=cfg.denoise_code,
+                        activation=cfg.activation, code_activation="linear",
+                        output_activation="sigmoid", features=784)
+    corruption = make_corruption(cfg.noise, cfg.noise_level)
+    k = jax.random.fold_in(key, 5)
+    init = _init(model, x_train, jax.random.fold_in(k, 0))      # the same start for both
+    out, s = {}, {}
+    for name, corr in (("plain", None), ("denoising", corruption)):
+        r = train_autoencoder(cfg, model, x_train, x_test, cfg.denoise_epochs,
+                              os.path.join(workdir, "denoise", name), jax.random.fold_in(k, 1),
+                              resume=resume, progress=progress, corruption=corr, params=init,
+                              title=f"{name} AE")
+        out[name] = r.state.params
+        s[f"denoise_{name}_s_per_epoch"] = _s_per_epoch(r, cfg, len(x_train))
+    noisy = np.asarray(jax.jit(corruption)(jax.random.fold_in(k, 2), jnp.asarray(x_test)))
+    s["denoise_noise"] = f"{cfg.noise} {cfg.noise_level}"
+    s["denoise_psnr_corrupted"] = psnr_db(x_test, noisy)
+    if cfg.noise != "gaussian":                 # the formula's value (Gaussian: clipped)
+        s["denoise_psnr_corrupted_expected"] = 10.0 * math.log10(
+            1.0 / expected_corrupted_mse(x_test, cfg.noise, cfg.noise_level))
+    rows = {"clean": x_test, "corrupted": noisy}
+    for name, params in out.items():
+        from_noisy = reconstruct(model, params, noisy)
+        rows[f"{name} AE"] = from_noisy
+        s[f"denoise_psnr_{name}_ae"] = psnr_db(x_test, from_noisy)
+        clean_rec = reconstruct(model, params, x_test)
+        s[f"denoise_psnr_{name}_ae_clean_input"] = psnr_db(x_test, clean_rec)
+        s[f"denoise_{name}_test_error"] = summed_squared_error(x_test, clean_rec)
+    grid = np.concatenate([v[show_idx] for v in rows.values()]).reshape(-1, 28, 28)
+    plots.plot_image_grid(grid, os.path.join(workdir, "denoising.png"), cols=len(show_idx),
+                          row_labels=list(rows),
+                          title=f"{cfg.noise} noise {cfg.noise_level}: PSNR corrupted "
+                                f"{s['denoise_psnr_corrupted']:.2f} dB, plain AE "
+                                f"{s['denoise_psnr_plain_ae']:.2f} dB, denoising AE "
+                                f"{s['denoise_psnr_denoising_ae']:.2f} dB")
+    return s
+
+
+def part_vae(cfg, data, workdir, key, resume, progress):
+    x_train, _, x_test, _ = data
+    model = VariationalAutoencoder(encoder=tuple(cfg.vae_hidden), latent=cfg.vae_latent,
+                                   activation=cfg.activation, likelihood="bernoulli",
+                                   features=784)
+    k = jax.random.fold_in(key, 6)
+    r = train_model(cfg, model, x_train, x_test, cfg.vae_epochs, os.path.join(workdir, "vae"),
+                    jax.random.fold_in(k, 0), resume=resume, progress=progress,
+                    grad_fn=ae.vae_grad_fn(model), eval_fn=ae.vae_eval_fn(model), title="VAE")
+    params = r.state.params
+    test = evaluate(make_eval_step(ae.vae_eval_fn(model, n_samples=cfg.vae_eval_samples,
+                                                  seed=cfg.seed + 1)),
+                    r.state, {"x": x_test}, 500)
+    s = {"vae_test_elbo": test["elbo"], "vae_test_log_likelihood_term": test["log_likelihood"],
+         "vae_test_kl": test["kl"], "vae_test_reconstruction_error_sampled":
+         test["reconstruction_error"], "vae_elbo_samples": cfg.vae_eval_samples,
+         "vae_s_per_epoch": _s_per_epoch(r, cfg, len(x_train))}
+    if cfg.vae_iw_samples:
+        bound = jax.jit(functools.partial(ae.importance_weighted_bound, model,
+                                          n_samples=cfg.vae_iw_samples))
+        kb = jax.random.fold_in(k, 1)
+        values = [np.asarray(bound(params, x_test[i:i + 200], jax.random.fold_in(kb, i)))
+                  for i in range(0, len(x_test), 200)]
+        s[f"vae_test_iw_bound_{cfg.vae_iw_samples}"] = float(np.mean(np.concatenate(values)))
+    mean_rec = np.asarray(jax.nn.sigmoid(jax.jit(lambda p, x: model.apply({"params": p}, x)[0])(
+        params, jnp.asarray(x_test))))
+    s["vae_test_error_at_posterior_mean"] = summed_squared_error(x_test, mean_rec)
+    samples = np.asarray(ae.generate(model, params, jax.random.fold_in(k, 2), 100))
+    plots.plot_image_grid(samples.reshape(-1, 28, 28), os.path.join(workdir, "vae_samples.png"),
+                          cols=10, title=f"VAE 784-{'-'.join(map(str, cfg.vae_hidden))}-"
+                                         f"{cfg.vae_latent}: E[x | z], z ~ N(0, I); test ELBO "
+                                         f"{s['vae_test_elbo']:.1f} nats")
+    return s
+
+
+# ---------------------------------------------------------------------------------- run
+
+
+def run(cfg: AEFashionConfig, workdir: str, resume: bool = False, progress: bool = True):
+    cfg.validate()
+    t_start = time.perf_counter()
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(cfg), f, indent=2)
+    summary_path = os.path.join(workdir, "summary.json")
+    summary = {}
+    if os.path.exists(summary_path):              # a run of some parts updates their figures
+        with open(summary_path) as f:
+            summary = json.load(f)
+    data = load_data(cfg)
+    x_train, y_train, x_test, y_test = data
+    key = jax.random.PRNGKey(cfg.seed)
+    show_idx = first_of_each_class(y_test)[:cfg.n_show]
+    summary.update({"train_examples": len(x_train), "test_examples": len(x_test),
+                    "devices": [str(d) for d in jax.devices()]})
+    seconds = summary.setdefault("part_wall_s", {})
+
+    t0 = time.perf_counter()
+    pca = fit_pca(x_train)
+    for n in sorted({2, cfg.deep_code}):
+        summary[f"pca{n}_test_error"] = summed_squared_error(x_test, pca.reconstruct(x_test, n))
+    seconds["pca"] = time.perf_counter() - t0
+
+    shown = {}
+    for part in PARTS:
+        if part not in cfg.parts:
+            continue
+        t0 = time.perf_counter()
+        if part == "deep":
+            s = part_deep(cfg, data, pca, workdir, key, resume, progress, shown)
+        elif part == "greedy":
+            s = part_greedy(cfg, data, workdir, key, resume, progress, shown)
+        elif part == "codes2d":
+            s = part_codes2d(cfg, data, pca, workdir, key, resume, progress)
+        elif part == "denoise":
+            s = part_denoise(cfg, data, workdir, key, resume, progress, show_idx)
+        else:
+            s = part_vae(cfg, data, workdir, key, resume, progress)
+        seconds[part] = time.perf_counter() - t0
+        summary.pop("acceptance", None)
+        # a resumed, already finished training measures no time: keep the earlier figure
+        summary.update({k: v for k, v in s.items() if v is not None or k not in summary})
+        print(f"[{part}] " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                       for k, v in s.items()), flush=True)
+        summary["acceptance"] = acceptance(summary)
+        with open(summary_path, "w") as f:            # after each part: a killed run keeps it
+            json.dump(summary, f, indent=2)
+
+    if shown:
+        pca_name = f"PCA-{cfg.deep_code}"
+        rows = {"test": x_test, **shown, pca_name: pca.reconstruct(x_test, cfg.deep_code)}
+        grid = np.concatenate([np.asarray(v)[show_idx] for v in rows.values()])
+        errs = ", ".join(f"{n} {summed_squared_error(x_test, v):.2f}"
+                         for n, v in rows.items() if n != "test")
+        plots.plot_image_grid(grid.reshape(-1, 28, 28),
+                              os.path.join(workdir, "reconstructions.png"), cols=len(show_idx),
+                              row_labels=list(rows),
+                              title=f"test reconstructions, summed squared error per image: "
+                                    f"{errs}")
+    summary.pop("acceptance", None)
+    summary["wall_time_s"] = time.perf_counter() - t_start
+    summary["acceptance"] = acceptance(summary)
+    with open(summary_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def main(argv=None):
+    cfg, ns = parse_args(AEFashionConfig, argv, __doc__)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        sys.exit(f"ae_fashion: {e}")
+    workdir = ns.workdir or os.path.join("runs", "ae_fashion")
+    try:
+        s = run(cfg, workdir, resume=ns.resume, progress=not ns.no_progress)
+    except ValueError as e:
+        if "already holds checkpoints" not in str(e):
+            raise
+        sys.exit(f"ae_fashion: {e}")
+    for name, check in s["acceptance"].items():
+        figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in check.items() if k != "passed")
+        print(f"acceptance {name}: {'PASS' if check['passed'] else 'FAIL'} ({figures})")
+    print(f"ae_fashion: wall {s['wall_time_s']:.0f} s | {workdir}")
+    return s
+
+
+if __name__ == "__main__":
+    main()
