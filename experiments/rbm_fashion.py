@@ -10,9 +10,7 @@ RBMs"), batches of 100, 20 epochs, on Fashion-MNIST binarised at intensity 0.5. 
 runs/rbm_fashion: config.json, metrics.jsonl, checkpoints (``--resume`` continues a killed
 run), summary.json and filters.png, samples.png, completions.png, learning_curves.png.
 
-Result here (seed 0, 20 epochs, 1.6 s/epoch): see summary.json and BUILD_NOTES.md
-("RBM on Fashion-MNIST"): AIS test log-likelihood -226.9 nats (3 AIS runs, log Z spread 0.08);
-completion of the bottom half: squared error 0.122 per pixel against 0.173 for the pixel means.
+Result here: (filled in after the full run below)
 """
 from __future__ import annotations
 
