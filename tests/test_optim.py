@@ -84,6 +84,41 @@ def test_clip_by_global_norm():
     np.testing.assert_allclose(upd["W"], -np.array([[0.6, 0.8]]), rtol=1e-6)
 
 
+def test_clip_by_value_then_by_norm_hand_computed():
+    """g_i -> max(-c, min(c, g_i)) componentwise, then (clip_norm) rescaled to norm <= c'."""
+    g = {"W": jnp.array([[3.0, -0.2], [-4.0, 0.1]]), "b": jnp.array([0.5, -0.7])}
+    tx = optim.sgd(0.1, 0.0, clip_value=0.5)
+    upd, _ = tx.update(g, tx.init(g), g)
+    np.testing.assert_allclose(upd["W"], -0.1 * np.array([[0.5, -0.2], [-0.5, 0.1]]), rtol=1e-6)
+    np.testing.assert_allclose(upd["b"], -0.1 * np.array([0.5, -0.5]), rtol=1e-6)
+    # value first: [[2, 2]] (norm 2 sqrt 2), then norm 1: [[1, 1]] / sqrt 2
+    g = {"W": jnp.array([[3.0, 4.0]])}
+    tx = optim.sgd(1.0, 0.0, clip_value=2.0, clip_norm=1.0)
+    upd, _ = tx.update(g, tx.init(g), g)
+    np.testing.assert_allclose(upd["W"], -np.array([[1.0, 1.0]]) / np.sqrt(2), rtol=1e-6)
+    # momentum sees the clipped gradients: u1 = -lr c, u2 = -lr c + mu u1
+    tx = optim.sgd(0.1, 0.9, clip_value=1.0)
+    g = {"W": jnp.array([[10.0, -0.5]])}
+    s = tx.init(g)
+    u1, s = tx.update(g, s, g)
+    u2, s = tx.update(g, s, g)
+    np.testing.assert_allclose(u2["W"], -0.1 * np.array([[1.0, -0.5]]) * 1.9, rtol=1e-6)
+    # Adam on the clipped gradients g_c, two steps by hand from the moments (float32's
+    # 1 - b2^t is good to ~1e-5 relative, hence rtol 1e-4)
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    tx = optim.adam(lr, b1, b2, eps, clip_value=0.3)
+    p = {"W": jnp.zeros((1, 3))}
+    s = tx.init(p)
+    grads = [np.array([[1.0, -0.1, 0.2]]), np.array([[2.0, -0.4, 0.1]])]
+    m = v = np.zeros((1, 3))
+    for t, gr in enumerate(grads, 1):
+        u, s = tx.update({"W": jnp.asarray(gr, jnp.float32)}, s, p)
+        gc = np.clip(gr, -0.3, 0.3)
+        m, v = b1 * m + (1 - b1) * gc, b2 * v + (1 - b2) * gc ** 2
+        expected = -lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        np.testing.assert_allclose(u["W"], expected, rtol=1e-4)
+
+
 def test_adam_matches_optax_adam_without_penalty():
     p = {"W": jnp.array([[0.3, -0.7], [1.2, 0.4]])}
     mine, ref = optim.adam(1e-2), optax.adam(1e-2)
@@ -113,6 +148,8 @@ def test_schedules_match_their_formulas(name, kwargs, formula):
     lambda: optim.sgd(0.1, -0.5), lambda: optim.weight_decay(-1.0), lambda: optim.weight_decay(0.1, p=3),
     lambda: optim.sgd(0.1, clip_norm=0.0), lambda: optim.make_schedule("linear", 0.1),
     lambda: optim.step_decay(0.1, every=0), lambda: optim.adam(-1e-3),
+    lambda: optim.sgd(0.1, clip_value=0.0), lambda: optim.sgd(0.1, clip_value=-1.0),
+    lambda: optim.adam(1e-3, clip_value=0.0),
 ])
 def test_invalid_hyperparameters_are_refused(bad):
     with pytest.raises(ValueError):

@@ -1,5 +1,6 @@
 """Optimisers as optax compositions: SGD, heavy-ball momentum, L1/L2 weight decay, schedules,
-Adam, clipping by global norm."""
+Adam, gradient clipping by value (``clip_value``) and by global norm (``clip_norm``), against
+exploding gradients."""
 from jdl.optim.schedules import (constant, cosine, exponential, inverse_time, make_schedule,
                                  step_decay)
 from jdl.optim.sgd import adam, momentum, sgd

@@ -9,7 +9,15 @@ also Keras' SGD). It is ``scale_by_learning_rate(lambda)`` followed by ``trace(m
 learning rate enters before the momentum buffer, so a decreasing lambda(t) only damps new
 gradients (optax.sgd puts it after, which rescales the whole buffer; both agree for constant
 lambda). The gradient g may carry a weight-decay term (see jdl.optim.weight_decay) and be clipped
-by global norm (Pascanu et al. 2013) first.
+first, against exploding gradients (the lecture's RNN part):
+
+- by value, ``clip_value=c``: each component g_i -> max(-c, min(c, g_i)) (optax.clip), as in
+  Mikolov's RNNLM and Keras' ``clipvalue``; it changes the gradient's direction;
+- by global norm, ``clip_norm=c``: g -> g * min(1, c / ||g||) over all parameters together
+  (optax.clip_by_global_norm; Pascanu, Mikolov & Bengio 2013), which keeps the direction.
+
+With both, clipping by value comes first, then by norm, then the weight-decay term is added
+(so the penalty's gradient itself is never clipped).
 """
 from __future__ import annotations
 
@@ -31,29 +39,37 @@ def momentum(learning_rate, mu: float = 0.9, nesterov: bool = False) -> optax.Gr
 
 def sgd(learning_rate, momentum_: float = 0.0, *, l2: float = 0.0, l1: float = 0.0,
         penalty_start_step: int = 0, clip_norm: float | None = None,
-        nesterov: bool = False) -> optax.GradientTransformation:
-    """SGD on the lecture's regularised cost: clip -> + grad of (l2 sum W^2 + l1 sum |W|) -> momentum.
+        nesterov: bool = False, clip_value: float | None = None) -> optax.GradientTransformation:
+    """SGD on the lecture's regularised cost: clip by value (``clip_value``) -> clip by global
+    norm (``clip_norm``) -> + grad of (l2 sum W^2 + l1 sum |W|) -> momentum.
 
-    ``learning_rate`` is a float or an optax schedule (see jdl.optim.schedules).
+    ``learning_rate`` is a float or an optax schedule (see jdl.optim.schedules); ``clip_value``
+    and ``clip_norm`` are None (no clipping) or > 0.
     """
     if not callable(learning_rate):
         _check_lr(learning_rate)
-    return optax.chain(*_pre(l2, l1, penalty_start_step, clip_norm),
+    return optax.chain(*_pre(l2, l1, penalty_start_step, clip_norm, clip_value),
                        momentum(learning_rate, momentum_, nesterov))
 
 
 def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *, l2: float = 0.0,
-         l1: float = 0.0, penalty_start_step: int = 0, clip_norm: float | None = None):
+         l1: float = 0.0, penalty_start_step: int = 0, clip_norm: float | None = None,
+         clip_value: float | None = None):
     """Adam (Kingma & Ba 2015) on the same regularised cost (the penalty is in the gradient, as in
-    the lecture, not decoupled as in AdamW)."""
+    the lecture, not decoupled as in AdamW); the gradient clipped first by value
+    (``clip_value``) and by global norm (``clip_norm``), as in ``sgd``."""
     if not callable(learning_rate):
         _check_lr(learning_rate)
-    return optax.chain(*_pre(l2, l1, penalty_start_step, clip_norm),
+    return optax.chain(*_pre(l2, l1, penalty_start_step, clip_norm, clip_value),
                        optax.scale_by_adam(b1, b2, eps), optax.scale_by_learning_rate(learning_rate))
 
 
-def _pre(l2, l1, start, clip_norm):
+def _pre(l2, l1, start, clip_norm, clip_value=None):
     parts = []
+    if clip_value is not None:
+        if not clip_value > 0:
+            raise ValueError(f"clip_value must be > 0, got {clip_value}")
+        parts.append(optax.clip(clip_value))
     if clip_norm is not None:
         if clip_norm <= 0:
             raise ValueError(f"clip_norm must be > 0, got {clip_norm}")
