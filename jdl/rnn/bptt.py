@@ -23,7 +23,7 @@ the total derivative, the gradient flows back through the states by the chain ru
 so delta(t) contains products J(t+1) ... J(T) of Jacobians: they vanish when the Jacobians'
 eigenvalues are below 1 and explode when above (the lecture's vanishing/exploding gradient
 problem; Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio 2013, who clip the gradient
-norm: ``jdl.optim.sgd(..., clip_norm=c)``; clip by value: chain ``optax.clip(c)`` before).
+norm: ``jdl.optim.sgd(..., clip_norm=c)``; clip by value: ``clip_value=c``, which applies first).
 Here it is ``jax.value_and_grad`` through the ``nn.scan`` of the model: ``bptt``.
 
 Truncated BPTT (Williams & Peng 1990, 'An efficient gradient-based algorithm for on-line
