@@ -9,10 +9,9 @@ small-label run: fine-tuning on 1,000 labelled images, against the same MLP from
 
 Pretraining: each RBM by CD-1, batches of 100, learning rate 0.05 with cosine decay, momentum
 0.5, L2 weight cost 2e-4 on W, 10 epochs; inputs are pixel intensities in [0, 1] used as
-probabilities, each layer trained on p(h | v) of the one below. Fine-tuning: cross-entropy, SGD
-with momentum 0.9, learning rate 0.1 with cosine decay, batches of 100, dropout 0.2 on the
-hidden layers (Srivastava et al. 2014 fine-tune DBNs with dropout); full labels: 54,000
-training / 6,000 validation images, 50 epochs; small labels: 1,000 random training images
+probabilities, each layer trained on p(h | v) of the one below. Fine-tuning: cross-entropy, Adam
+(learning rate 1e-3, cosine decay), batches of 100; full labels: 54,000 training / 6,000
+validation images, 30 epochs; small labels: 1,000 random training images
 (one draw per seed), 100 epochs, no validation, seeds 0, 1, 2; the random-init baseline is the
 same MLP, optimiser and epochs with jdl's default initialisation (LeCun uniform).
 
@@ -62,11 +61,13 @@ class DBNFashionConfig:
     pretrain_batch_size: int = 100
     k: int = 1
     # fine-tuning
-    finetune_epochs: int = 50
-    finetune_dropout: float = 0.2       # on each hidden layer (Srivastava et al. 2014, DBN + dropout)
-    finetune_lr: float = 0.1
+    finetune_epochs: int = 30
+    finetune_dropout: float = 0.0       # on each hidden layer (Srivastava et al. 2014)
+    finetune_optimizer: str = "adam"    # adam | sgd (with finetune_momentum)
+    finetune_lr: float = 1e-3
     finetune_momentum: float = 0.9
     batch_size: int = 100
+    full_labels: bool = True            # fine-tune on the full labelled training set
     full_random_baseline: bool = False  # also train the full-label MLP from random init
     # small-label run
     small_labels: int = 1000
@@ -100,7 +101,8 @@ def finetune_config(cfg: DBNFashionConfig, small: bool, seed: int) -> Experiment
     return ExperimentConfig(
         dataset="fashion_mnist", data_dir=cfg.data_dir, normalize="none",
         val_fraction=0.0 if small else 0.1, batch_size=cfg.batch_size,
-        epochs=cfg.small_epochs if small else cfg.finetune_epochs, optimizer="sgd",
+        epochs=cfg.small_epochs if small else cfg.finetune_epochs,
+        optimizer=cfg.finetune_optimizer,
         learning_rate=cfg.finetune_lr, momentum=cfg.finetune_momentum, schedule="cosine",
         seed=seed, max_train_examples=cfg.small_labels if small else None, log_every=10)
 
@@ -148,7 +150,8 @@ def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: boo
         print(f"{name}: test accuracy {s['test_accuracy']:.4f}")
         return s["test_accuracy"]
 
-    summary["full_pretrained"] = finetune("full", False, cfg.seed, True)
+    if cfg.full_labels:
+        summary["full_pretrained"] = finetune("full", False, cfg.seed, True)
     if cfg.full_random_baseline:
         summary["full_random_init"] = finetune("full_random", False, cfg.seed, False)
     pre, rand = [], []
@@ -169,10 +172,11 @@ def main(argv=None):
     cfg, ns = parse_args(DBNFashionConfig, argv, __doc__)
     workdir = ns.workdir or os.path.join("runs", "dbn_fashion")
     s = run(cfg, workdir, resume=ns.resume, progress=not ns.no_progress)
-    line = f"dbn_fashion: fine-tuned DBN {s['full_pretrained']:.4f}"
-    if "full_random_init" in s:
-        line += f" (same MLP from random init {s['full_random_init']:.4f})"
-    print(line)
+    if "full_pretrained" in s:
+        line = f"dbn_fashion: fine-tuned DBN {s['full_pretrained']:.4f}"
+        if "full_random_init" in s:
+            line += f" (same MLP from random init {s['full_random_init']:.4f})"
+        print(line)
     print(f"retrieval precision@10: top-layer codes "
           f"{s['retrieval_precision_at_10_dbn_top_codes']:.4f}, pixels "
           f"{s['retrieval_precision_at_10_pixels']:.4f}")
