@@ -3,7 +3,7 @@ greedy layer-wise pretraining by CD-1 on all 60,000 training images (labels unus
 supervised fine-tuning of the sigmoid MLP it initialises (Hinton & Salakhutdinov 2006); and a
 small-label run: fine-tuning on 1,000 labelled images, against the same MLP from random init.
 
-    python experiments/dbn_fashion.py                   # ~25 min here (2 cores)
+    python experiments/dbn_fashion.py                   # ~30 min here (cores shared)
     python experiments/dbn_fashion.py --pretrain-epochs 1 --finetune-epochs 1 \\
         --small-epochs 2 --small-seeds 1                                    # smoke
 
@@ -20,7 +20,10 @@ continues), stack.npz, full/, full_random/, small_*/ (each a jdl.experiment run)
 (top-down samples), filters.png, summary.json (with the retrieval precision@10 of test images
 among the training images, Euclidean distance on pixels and on the 2000-unit top-layer codes).
 
-Result here: see summary.json and BUILD_NOTES.md ("Deep belief network on Fashion-MNIST").
+Result here (seed 0): fine-tuned DBN 0.8998 test accuracy; 1,000 labels, mean of seeds 0-2:
+pretrained 0.8108 vs random init 0.7957 (+1.50 points); retrieval precision@10 with the
+top-layer codes 0.7705 (pixels 0.8052). 5 min of pretraining plus 24 min of fine-tuning and
+evaluation with other trainings on the cores (BUILD_NOTES.md, "RBMs and DBNs").
 """
 from __future__ import annotations
 
