@@ -23,7 +23,7 @@ import numpy as np
 
 from jdl import optim, plots
 from jdl.data import digits, fashion_mnist, fit_normalizer, train_val_split
-from jdl.train.guards import spec_of
+from jdl.train.guards import spec_of, tree_spec
 from jdl.train import (backprop, check_inputs, check_labels, evaluate, evaluate_fn, fit,
                        init_state, make_eval_step, make_train_step, num_params)
 
@@ -173,10 +173,10 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
     tx = build_optimizer(cfg, spe)
     state = init_state(model, tx, xtr[: cfg.batch_size], rng)
     if initial_params is not None:
-        shapes = lambda t: jax.tree.map(lambda a: (tuple(np.shape(a)), str(a.dtype)), t)  # noqa: E731
-        if shapes(initial_params) != shapes(state.params):
+        given, expected = tree_spec(initial_params), tree_spec(state.params)
+        if given != expected:
             raise ValueError(f"initial_params do not match the model's parameters: "
-                             f"{shapes(initial_params)} vs {shapes(state.params)}")
+                             f"{given} vs {expected}")
         state = state.replace(params=initial_params, opt_state=tx.init(initial_params))
     step = make_train_step(backprop(model, loss=cfg.loss), tx,
                            batch_spec=spec_of({"x": xtr, "y": ytr}))

@@ -16,8 +16,9 @@ import logging
 import os
 from typing import Any
 
-import jax
 import orbax.checkpoint as ocp
+
+from jdl.train.guards import tree_spec
 
 logging.getLogger("absl").setLevel(logging.ERROR)
 
@@ -31,11 +32,6 @@ def _manager(path: str, keep: int) -> ocp.CheckpointManager:
                                         enable_async_checkpointing=False,
                                         cleanup_tmp_directories=True)
     return ocp.CheckpointManager(path, options=opts)
-
-
-def _describe(template) -> dict:
-    return {jax.tree_util.keystr(k): (tuple(getattr(v, "shape", ())), str(getattr(v, "dtype", type(v).__name__)))
-            for k, v in jax.tree_util.tree_leaves_with_path(template)}
 
 
 class Checkpoints:
@@ -105,7 +101,7 @@ class Checkpoints:
                 f"checkpoint {path} is {kind}: {reason}. Other checkpoints kept: {others or 'none'} "
                 f"(restore one of them with resume_step / --resume-step).") from e
         state, loop = out["state"], out["loop"]
-        want, got = _describe(template), _describe(state)
+        want, got = tree_spec(template), tree_spec(state)
         if want != got:
             diff = {k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
             raise CheckpointError(f"checkpoint {path} is incompatible with this model: "

@@ -7,11 +7,21 @@ cryptic XLA error (or worse, a silently clamped gather) later.
 from __future__ import annotations
 
 import chex
+import jax
 import numpy as np
 
 
 class DataError(ValueError):
     """Input data of the wrong shape, dtype or range."""
+
+
+def tree_spec(tree) -> dict:
+    """``{path: (shape, dtype name)}`` for every leaf of a pytree: two trees with equal specs
+    have the same structure, shapes and dtypes (used to check restored checkpoints and
+    user-given initial parameters against the model's)."""
+    return {jax.tree_util.keystr(k): (tuple(getattr(v, "shape", ())),
+                                      str(getattr(v, "dtype", type(v).__name__)))
+            for k, v in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def spec_of(data: dict) -> dict:
