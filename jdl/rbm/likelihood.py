@@ -134,7 +134,7 @@ def ais_log_partition(params, rng, n_chains: int = 100, n_betas: int = 1000,
     check_visible(visible)
     n_visible, n_hidden = layer_sizes(params)
     dtype = params["W"].dtype
-    W, b, c = params["W"], params["b"], params["c"]
+    W, b = params["W"], params["b"]
     if base_visible_bias is None:
         b_a = b if visible == "gaussian" else jnp.zeros_like(b)
     else:
@@ -186,6 +186,12 @@ def ais_log_partition(params, rng, n_chains: int = 100, n_betas: int = 1000,
                        log_z_upper=log_z + jnp.log1p(3 * rel_std), log_weights=log_w)
 
 
+# compiled once per process (per shapes and static arguments), not once per call
+_jitted_ais = jax.jit(ais_log_partition, static_argnums=(2, 3, 4))
+_summed_free_energy = jax.jit(lambda p, v, visible: jnp.sum(free_energy(p, v, visible)),
+                              static_argnums=2)
+
+
 def ais_log_likelihood(params, v, rng, n_runs: int = 1, n_chains: int = 100,
                        n_betas: int = 14500, visible: str = "bernoulli", base_visible_bias=None,
                        batch_size: int = 1000) -> dict:
@@ -203,13 +209,11 @@ def ais_log_likelihood(params, v, rng, n_runs: int = 1, n_chains: int = 100,
     if n_runs < 1:
         raise ValueError(f"n_runs must be at least 1, got {n_runs}")
     x = jnp.asarray(v, params["W"].dtype).reshape(jnp.shape(v)[0], -1)
-    f = jax.jit(lambda p, xb: jnp.sum(free_energy(p, xb, visible)))
-    total = sum(float(f(params, x[i:i + batch_size])) for i in range(0, x.shape[0], batch_size))
+    total = sum(float(_summed_free_energy(params, x[i:i + batch_size], visible))
+                for i in range(0, x.shape[0], batch_size))
     mean_f = total / x.shape[0]
-    ais = jax.jit(lambda p, key, base: ais_log_partition(p, key, n_chains, n_betas, visible,
-                                                         base))
-    estimates = [ais(params, jax.random.fold_in(rng, r), base_visible_bias)
-                 for r in range(n_runs)]
+    estimates = [_jitted_ais(params, jax.random.fold_in(rng, r), n_chains, n_betas, visible,
+                             base_visible_bias) for r in range(n_runs)]
     runs = [float(e.log_z) for e in estimates]
     log_z = sum(runs) / n_runs
     spread = (sum((r - log_z) ** 2 for r in runs) / (n_runs - 1)) ** 0.5 if n_runs > 1 else 0.0
