@@ -40,7 +40,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 from jdl import optim, plots, rbm  # noqa: E402
 from jdl.ae.uses import precision_at_k  # noqa: E402
@@ -79,11 +78,12 @@ class DBNFashionConfig:
     max_train_examples: Optional[int] = None   # pretraining subset (smoke runs)
 
 
-def pretrain(cfg: DBNFashionConfig, workdir: str, resume: bool, progress: bool):
-    images = fashion_mnist.load("train", data_dir=cfg.data_dir).images
-    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
-    if cfg.max_train_examples:
-        x = x[:cfg.max_train_examples]
+def pixels(split) -> np.ndarray:
+    """Images as rows of intensities in [0, 1], float32."""
+    return split.images.reshape(len(split.images), -1).astype(np.float32) / 255.0
+
+
+def pretrain(cfg: DBNFashionConfig, x, workdir: str, resume: bool, progress: bool):
     steps = cfg.pretrain_epochs * (len(x) // cfg.pretrain_batch_size)
     tx = optim.sgd(optim.cosine(cfg.pretrain_lr, steps), cfg.pretrain_momentum,
                    l2=cfg.pretrain_l2)
@@ -115,7 +115,12 @@ def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: boo
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(cfg), f, indent=2)
-    stack, histories, pretrain_s = pretrain(cfg, workdir, resume, progress)
+    train = fashion_mnist.load("train", data_dir=cfg.data_dir)
+    test = fashion_mnist.load("test", data_dir=cfg.data_dir)
+    n_train = cfg.max_train_examples or len(train.images)
+    x_train, y_train = pixels(train)[:n_train], train.labels[:n_train]
+    x_test = pixels(test)
+    stack, histories, pretrain_s = pretrain(cfg, x_train, workdir, resume, progress)
     summary = {"pretrain_s": pretrain_s,
                "pretrain_reconstruction_error": [h[-1]["train_loss"] for h in histories]}
 
@@ -130,15 +135,10 @@ def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: boo
                           title="DBN samples: 1000 Gibbs steps in the top RBM, then top-down")
 
     # top-layer codes for retrieval: precision@10 of test queries against the training set
-    test = fashion_mnist.load("test", data_dir=cfg.data_dir)
-    train = fashion_mnist.load("train", data_dir=cfg.data_dir)
-    pixels = lambda s: s.images.reshape(len(s.images), -1).astype(np.float32) / 255.0  # noqa: E731
-    n_db = cfg.max_train_examples or len(train.images)
     up = jax.jit(dbn.propagate_up)
     for name, f in (("pixels", lambda x: x), ("dbn_top_codes", lambda x: up(stack, x))):
         summary[f"retrieval_precision_at_10_{name}"] = float(precision_at_k(
-            f(pixels(train)[:n_db]), train.labels[:n_db], 10, queries=f(pixels(test)),
-            query_labels=test.labels))
+            f(x_train), y_train, 10, queries=f(x_test), query_labels=test.labels))
 
     def model_fn(_cfg):
         return MLP(hidden=tuple(cfg.layers), num_outputs=10, activation="sigmoid",

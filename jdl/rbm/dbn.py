@@ -25,7 +25,7 @@ weights initialise a sigmoid MLP, topped by a fresh output layer and trained by 
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -76,8 +76,8 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
 
     each RBM trained by :func:`jdl.rbm.training.train_rbm` (``contrastive_divergence`` as the
     grad_fn of ``jdl.train.make_train_step``, ``jdl.train.fit``) for ``epochs`` epochs (an int,
-    or one per layer) of ``batch_size`` examples (the batches carry global example indices, so the Gibbs noise of example n is a function of
-    (key, step, n)). Arguments:
+    or one per layer) of ``batch_size`` examples (the batches carry global example indices, so
+    the Gibbs noise of example n is a function of (key, step, n)). Arguments:
 
     - ``layer_sizes``: the hidden layer sizes (n_1, ..., n_L); n_0 is x's feature count;
     - ``rng``: layer l's initial params use fold_in(rng, l) (:func:`init_stack`) unless
