@@ -7,7 +7,7 @@ import pytest
 from jdl.data import DatasetNotFoundError, fashion_mnist, write_idx
 from jdl.data import text
 from jdl.data.sequences import (ADDING_BASELINE_MSE, adding_problem, copy_baseline, copy_task,
-                                copy_vocab_size, fashion_rows, one_hot)
+                                copy_vocab_size, delayed_echo, fashion_rows, one_hot)
 from jdl.data.text import (CORPUS_MODULES, UNK, CorpusNotFoundError, NGramModel, Vocabulary,
                            char_windows, corpus_files, load_char_corpus, load_corpus, split_text)
 
@@ -81,6 +81,20 @@ def test_copy_baseline_is_the_memoryless_cross_entropy():
     assert ce == pytest.approx(copy_baseline(T), rel=2e-3)
     assert copy_baseline(100) == pytest.approx(0.17329, abs=1e-5)  # Arjovsky et al.'s T = 100
     assert copy_baseline(12, n_symbols=3, length=4) == pytest.approx(4 * math.log(3) / 20)
+
+
+def test_delayed_echo_target_is_the_input_delay_frames_back():
+    d = delayed_echo(50, 12, delay=3, seed=4)
+    x, y = d["x"][..., 0], d["y"][..., 0]
+    assert x.shape == y.shape == (50, 12) and x.dtype == np.float32
+    assert set(np.unique(x)) == {-1.0, 1.0}
+    for t in range(12):   # y(t) = u(t - 3), 0 before
+        np.testing.assert_array_equal(y[:, t], x[:, t - 3] if t >= 3 else 0.0)
+    # predicting 0 scores (T - delay) / T
+    assert np.mean(y ** 2) == (12 - 3) / 12
+    np.testing.assert_array_equal(delayed_echo(50, 12, 3, seed=4)["x"], d["x"])
+    with pytest.raises(ValueError, match="delay"):
+        delayed_echo(5, 4, delay=4)
 
 
 def test_one_hot():

@@ -10,6 +10,8 @@ arrays with a common leading (example) dimension, as :func:`jdl.train.fit` takes
   in the form of Le, Jaitly & Hinton (2015) and Arjovsky, Shah & Bengio (2016).
 - :func:`copy_task`: the copy-memory task of Arjovsky, Shah & Bengio (2016), after Hochreiter &
   Schmidhuber (1997, experiment 2).
+- :func:`delayed_echo`: output the input of ``delay`` frames ago, at every frame (a per-frame
+  target, for comparing online learning rules: BPTT, truncated BPTT, RTRL).
 - :func:`fashion_rows`: Fashion-MNIST read row by row, 28 steps of 28 pixels, as Le, Jaitly &
   Hinton (2015) read MNIST.
 
@@ -127,6 +129,28 @@ def copy_baseline(T: int, n_symbols: int = 8, length: int = 10) -> float:
     """
     T = _check_positive_int("T", T)
     return length * math.log(n_symbols) / (T + 2 * length)
+
+
+def delayed_echo(n: int, T: int, delay: int = 3, seed: int = 0) -> dict:
+    """The delayed echo: a stream of random signs u(t) in {-1, +1}, and at every frame t the
+    target y(t) = u(t - delay) (0 for t < delay). The net must hold the last ``delay`` inputs
+    in its state; a learning rule whose gradient does not reach ``delay`` frames back (truncated
+    BPTT with a horizon N_t <= delay, counted from the chunk start) sees little of the signal.
+
+    Baseline: the constant prediction 0 has mean squared error (T - delay) / T (1 on every
+    frame with a target, 0 on the first ``delay``), about 1 for T >> delay.
+
+    Returns ``{'x': float32 (n, T, 1), 'y': float32 (n, T, 1)}``.
+    """
+    n = _check_positive_int("n", n)
+    T = _check_positive_int("T", T)
+    delay = _check_positive_int("delay", delay, minimum=0)
+    if delay >= T:
+        raise ValueError(f"delay must be below T = {T}, got {delay}")
+    u = np.random.default_rng(seed).choice(np.array([-1.0, 1.0], np.float32), size=(n, T))
+    y = np.zeros_like(u)
+    y[:, delay:] = u[:, :T - delay]
+    return {"x": u[..., None], "y": y[..., None]}
 
 
 def one_hot(tokens, num_classes: int, dtype=np.float32) -> np.ndarray:
