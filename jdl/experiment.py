@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import types
 import typing
 from typing import Callable, Optional
 
@@ -218,7 +219,7 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
 # --- command line ----------------------------------------------------------------------------
 def _parse_value(tp, text: str):
     origin = typing.get_origin(tp)
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:   # Optional[int] or int | None
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if text.lower() in ("none", "null"):
             return None
