@@ -1,0 +1,106 @@
+"""Character-level language model on the Python standard library's own source: an LSTM trained by
+BPTT against interpolated Kneser-Ney n-gram models, bits per character on the same test split,
+in one command.
+
+    python experiments/char_lm.py                       # n-grams (orders 1-6) and the LSTM
+    python experiments/char_lm.py --epochs 1 --train-chars 300000   # a quick look
+
+Corpus (jdl.data.text): the source files of a fixed list of stdlib modules (3.54 M characters),
+split contiguously 90 / 5 / 5 % into train / validation / test, a vocabulary of the training
+characters (unknown characters share id 0). Baseline: NGramModel (interpolated Kneser-Ney,
+Chen & Goodman 1998) for orders 1..``max_order`` fitted on the training ids; the order with the
+lowest validation bits per character is the one compared. LSTM: SequenceModel('lstm', hidden,
+V, readout='all') over one-hot characters, next-character cross-entropy on non-overlapping
+windows of ``seq_len`` characters (each window starts from a zero state: BPTT over the whole
+window), Adam (cosine decay), gradient norm clipped at 1. bits/char = cross-entropy / ln 2, on
+the test windows (the n-gram on every test character; the LSTM loses its context at each
+window start, which only handicaps it).
+
+Writes runs/char_lm/ (lstm/ with metrics and checkpoints, summary.json, a text sample); prints
+a table.
+
+Result here: see BUILD_NOTES.md, "Recurrent networks".
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jdl.data.text import NGramModel, char_windows, load_char_corpus  # noqa: E402
+from jdl.experiment import parse_args  # noqa: E402
+from jdl.sequence_experiment import SequenceConfig, markdown_table, run_sequences  # noqa: E402
+
+
+@dataclasses.dataclass
+class CharConfig(SequenceConfig):
+    hidden: int = 256
+    seq_len: int = 128
+    batch_size: int = 64
+    epochs: int = 4
+    learning_rate: float = 2e-3
+    schedule: str = "cosine"
+    max_order: int = 6
+    train_chars: int | None = None     # use only the first N training characters (quick runs)
+    log_every: int = 50
+
+
+def ngram_baselines(corpus, max_order: int) -> list:
+    """[(order, val bpc, test bpc, fit seconds)] for Kneser-Ney models of orders 1..max_order."""
+    rows = []
+    for order in range(1, max_order + 1):
+        t = time.perf_counter()
+        m = NGramModel(order, len(corpus.vocab)).fit(corpus.train)
+        rows.append((order, m.bits_per_char(corpus.val), m.bits_per_char(corpus.test),
+                     time.perf_counter() - t))
+    return rows
+
+
+def main(argv=None) -> dict:
+    cfg, ns = parse_args(CharConfig, argv, description=__doc__)
+    root = ns.workdir or os.path.join("runs", "char_lm")
+    os.makedirs(root, exist_ok=True)
+    corpus = load_char_corpus()
+    V = len(corpus.vocab)
+    train_ids = corpus.train[: cfg.train_chars] if cfg.train_chars else corpus.train
+
+    grams = ngram_baselines(corpus, cfg.max_order)
+    best = min(grams, key=lambda r: r[1])
+    print(markdown_table(["n-gram order", "val bits/char", "test bits/char", "fit + eval s"],
+                         [[o, f"{v:.3f}", f"{t:.3f}", f"{s:.1f}"] for o, v, t, s in grams]))
+    print(f"[char_lm] best n-gram by validation: order {best[0]}, test {best[2]:.3f} bits/char",
+          flush=True)
+
+    train = char_windows(train_ids, cfg.seq_len)
+    val = char_windows(corpus.val, cfg.seq_len)
+    test = char_windows(corpus.test, cfg.seq_len)
+    s = run_sequences(cfg, train, val, test, os.path.join(root, cfg.cell), num_outputs=V,
+                      readout="all", loss="cross_entropy", vocab_size=V, resume=ns.resume,
+                      progress=not ns.no_progress, title=f"char LM {cfg.cell}",
+                      extra={"vocab_size": V, "train_chars": int(len(train_ids))})
+    lstm_bpc = s["test_loss"] / math.log(2)
+    rows = [[f"{best[0]}-gram Kneser-Ney (best on validation)", f"{best[2]:.3f}", ""],
+            [f"{cfg.cell} {cfg.hidden}, BPTT over {cfg.seq_len} chars, {cfg.epochs} epochs",
+             f"{lstm_bpc:.3f}", f"{s['wall_time_s']:.0f}"]]
+    print(markdown_table(["model", "test bits/char", "train wall s"], rows))
+    verdict = "below" if lstm_bpc < best[2] else "NOT below"
+    print(f"[char_lm] {cfg.cell} {lstm_bpc:.3f} bits/char, {verdict} the {best[0]}-gram's "
+          f"{best[2]:.3f}")
+    summary = {"vocab_size": V, "ngram": [dict(zip(("order", "val_bpc", "test_bpc", "seconds"), r))
+                                          for r in grams],
+               "best_ngram_order": best[0], "best_ngram_test_bpc": best[2],
+               "rnn_test_bpc": lstm_bpc, "rnn_val_bpc_best": s["best_epoch"]["val_loss"] / math.log(2),
+               "rnn": {k: v for k, v in s.items() if k != "history"}}
+    with open(os.path.join(root, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
