@@ -27,7 +27,8 @@ from jdl import plots
 from jdl.experiment import ExperimentConfig, build_optimizer
 from jdl.nn.recurrent import SequenceModel
 from jdl.rnn import bptt, evaluate_fn, rtrl, rtrl_step, truncated_bptt, truncated_bptt_step
-from jdl.train import evaluate, fit, init_state, make_eval_step, make_train_step, num_params
+from jdl.train import (Checkpoints, evaluate, fit, init_state, make_eval_step, make_train_step,
+                       num_params)
 
 RULES = ("bptt", "truncated", "truncated_online", "rtrl", "rtrl_online")
 
@@ -107,7 +108,9 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
                   extra: dict | None = None, eval_metrics: Callable | None = None) -> dict:
     """Train ``SequenceModel(cfg.cell, cfg.hidden, num_outputs, readout)`` on ``train`` by
     ``cfg.rule``; validate each epoch on ``val``; evaluate on ``test``. Returns the summary
-    (also written to workdir/summary.json): test loss (and accuracy for integer targets), the
+    (also written to workdir/summary.json): test loss (and accuracy for integer targets) of the
+    checkpoint with the best validation loss (of the final parameters without ``val``; those
+    are in ``final_test_metrics`` either way), the
     sequences seen, the first epoch whose validation loss is below ``cfg.target`` and the
     sequences seen by then (``sequences_to_target``), timings. ``eval_metrics(outputs, targets,
     weights) -> dict`` replaces jdl.rnn.sequence_metrics at evaluation (validation and test)."""
@@ -138,12 +141,21 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
                  checkpoint_every=cfg.checkpoint_every, keep=cfg.keep, patience=cfg.patience,
                  resume=resume, log_every=cfg.log_every, progress=progress,
                  eval_batch_size=cfg.eval_batch_size, monitor="val_loss" if val else "train_loss")
-    test_m = evaluate(eval_step, result.state, test, cfg.eval_batch_size)
+    final_m = evaluate(eval_step, result.state, test, cfg.eval_batch_size)
+    test_m, chosen = final_m, "final"
+    if val is not None and result.best is not None:   # model selection on validation loss
+        ck = Checkpoints(os.path.join(workdir, "checkpoints"))
+        try:
+            best_state, _ = ck.restore(ck.best_step(), result.state, which="best")
+        finally:
+            ck.close()
+        test_m = evaluate(eval_step, best_state, test, cfg.eval_batch_size)
+        chosen = f"best validation loss (epoch {result.best['epoch']})"
     hit = first_below(result.history, "val_loss", cfg.target)
     summary = {
         "experiment": title, "cell": cfg.cell, "hidden": cfg.hidden, "rule": cfg.rule,
         "test_loss": test_m["loss"], "test_accuracy": test_m.get("accuracy"),
-        "test_metrics": test_m,
+        "test_metrics": test_m, "test_model": chosen, "final_test_metrics": final_m,
         "best_epoch": result.best, "final_epoch": result.history[-1] if result.history else None,
         "sequences_seen": int(result.state.step) * cfg.batch_size,
         "target": cfg.target, "target_epoch": hit["epoch"] if hit else None,
