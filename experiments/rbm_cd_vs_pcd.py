@@ -52,6 +52,7 @@ class CDComparisonConfig:
     ais_betas: int = 14500
     ais_runs: int = 2
     max_train_examples: Optional[int] = None
+    devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
 
 
 def run(cfg: CDComparisonConfig, workdir: str, progress: bool = True) -> dict:
@@ -72,7 +73,7 @@ def run(cfg: CDComparisonConfig, workdir: str, progress: bool = True) -> dict:
         tx = optim.sgd(optim.cosine(cfg.learning_rate, steps), cfg.momentum)
         res = rbm.train_rbm(x_train, cfg.hidden, key, epochs=cfg.epochs,
                             batch_size=cfg.batch_size, tx=tx, k=k, persistent=persistent,
-                            seed=cfg.seed, progress=progress)
+                            seed=cfg.seed, progress=progress, devices=cfg.devices)
         ll = rbm.ais_log_likelihood(res.state.params, x_test, jax.random.PRNGKey(99),
                                     n_runs=cfg.ais_runs, n_chains=cfg.ais_chains,
                                     n_betas=cfg.ais_betas, base_visible_bias=base)

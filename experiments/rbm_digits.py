@@ -30,6 +30,7 @@ import json
 import os
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -58,6 +59,7 @@ class RBMDigitsConfig:
     joint_learning_rate: float = 0.05
     joint_momentum: float = 0.5
     seed: int = 0
+    devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
 
 
 def nudge(x):
@@ -113,7 +115,8 @@ def run(cfg: RBMDigitsConfig, workdir: str, progress: bool = False) -> dict:
     key = jax.random.PRNGKey(cfg.seed)
     res = rbm.train_rbm(x_train, cfg.hidden, key, epochs=cfg.epochs,
                         batch_size=cfg.batch_size, tx=optim.sgd(cfg.learning_rate), k=cfg.k,
-                        persistent=cfg.persistent, seed=cfg.seed, progress=progress)
+                        persistent=cfg.persistent, seed=cfg.seed, progress=progress,
+                        devices=cfg.devices)
     params = res.state.params
     out["jdl_rbm_train_s"] = res.train_time + res.compile_time
     features = jax.jit(rbm.p_h_given_v)
@@ -130,7 +133,8 @@ def run(cfg: RBMDigitsConfig, workdir: str, progress: bool = False) -> dict:
                    cfg.joint_momentum)
     joint = rbm.train_rbm(joint_x, cfg.joint_hidden, jax.random.fold_in(key, 1),
                           epochs=cfg.joint_epochs, batch_size=cfg.batch_size, tx=tx, k=cfg.k,
-                          persistent=False, seed=cfg.seed, progress=progress)
+                          persistent=False, seed=cfg.seed, progress=progress,
+                          devices=cfg.devices)
     predicted = np.asarray(rbm.uses.classify(joint.state.params, jnp.asarray(x_test), 10))
     out["joint_rbm_free_energy"] = float(np.mean(predicted == y_test))
     out["wall_time_s"] = time.perf_counter() - t_start

@@ -58,6 +58,7 @@ class RBMFashionConfig:
     ais_chains: int = 100
     ais_betas: int = 14500
     ais_runs: int = 3
+    devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
     max_train_examples: Optional[int] = None
 
 
@@ -84,7 +85,7 @@ def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: boo
     result = rbm.train_rbm(x_train, cfg.hidden, key, epochs=cfg.epochs,
                            batch_size=cfg.batch_size, tx=tx, k=cfg.k,
                            persistent=cfg.persistent, seed=cfg.seed, workdir=workdir,
-                           resume=resume, progress=progress)
+                           resume=resume, progress=progress, devices=cfg.devices)
     params = result.state.params
     plots.plot_learning_curves(result.history, os.path.join(workdir, "learning_curves.png"),
                                "RBM: reconstruction error")

@@ -6,6 +6,10 @@ An experiment script declares a config dataclass (subclassing :class:`Experiment
 :func:`jdl.train.fit`, evaluates on the test set and writes, under the workdir: config.json,
 metrics.jsonl, TensorBoard events, checkpoints/, summary.json and PNGs of the learning curves
 and first-layer filters.
+
+``--devices N`` trains data-parallel on the first N local devices (default: all of them) and
+``--parallel sharded|pmap`` picks how (jdl.parallel); ``--batch-size`` is the global batch,
+split equally between the devices.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from jdl.train import (backprop, check_inputs, check_labels, evaluate, evaluate_
                        init_state, make_eval_step, make_train_step, num_params)
 
 DATASETS = ("fashion_mnist", "mnist", "digits", "auto")
+PARALLEL_MODES = ("sharded", "pmap")
 
 
 @dataclasses.dataclass
@@ -61,6 +66,8 @@ class ExperimentConfig:
     log_every: int = 100
     eval_batch_size: int = 1000
     max_train_examples: Optional[int] = None  # subsample the training set (smoke runs)
+    devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
+    parallel: str = "sharded"           # sharded (jit over a device mesh) | pmap
 
     def validate(self) -> None:
         """Refuse invalid hyper-parameters before any work, with the field's name."""
@@ -96,6 +103,13 @@ class ExperimentConfig:
             errs.append(f"patience must be > 0, got {self.patience}")
         if self.keep < 1:
             errs.append(f"keep must be >= 1, got {self.keep}")
+        if self.devices is not None and self.devices < 1:
+            errs.append(f"devices must be >= 1 or None (all local devices), got {self.devices}")
+        if self.parallel not in PARALLEL_MODES:
+            errs.append(f"parallel must be one of {PARALLEL_MODES}, got {self.parallel!r}")
+        if self.devices is not None and self.batch_size > 0 and self.batch_size % self.devices:
+            errs.append(f"batch_size {self.batch_size} (the global batch) must be a multiple of "
+                        f"devices ({self.devices})")
         for f in dataclasses.fields(self):
             if "rate" in f.name or f.name.startswith("drop"):
                 v = getattr(self, f.name)
@@ -193,7 +207,7 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
                  seed=cfg.seed, workdir=workdir, checkpoint_every=cfg.checkpoint_every,
                  keep=cfg.keep, patience=cfg.patience, resume=resume, resume_step=resume_step,
                  log_every=cfg.log_every, progress=progress, num_classes=num_classes,
-                 eval_batch_size=cfg.eval_batch_size)
+                 eval_batch_size=cfg.eval_batch_size, devices=cfg.devices, parallel=cfg.parallel)
     test = evaluate(eval_step, result.state, {"x": xte, "y": yte}, cfg.eval_batch_size)
     summary = {
         "experiment": title, "dataset": dataset, "test_accuracy": test.get("accuracy"),
@@ -203,6 +217,7 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
         "fit_wall_time_s": result.wall_time, "compile_time_s": result.compile_time,
         "train_time_s": result.train_time, "samples_per_s": result.samples_per_s,
         "steps": int(result.state.step), "devices": [str(d) for d in jax.devices()],
+        "num_devices": result.num_devices, "parallel": cfg.parallel,
         "resumed": bool(resume),
     }
     with open(os.path.join(workdir, "summary.json"), "w") as f:

@@ -140,7 +140,8 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
                  eval_step=eval_step, val_data=val, seed=cfg.seed, workdir=workdir,
                  checkpoint_every=cfg.checkpoint_every, keep=cfg.keep, patience=cfg.patience,
                  resume=resume, log_every=cfg.log_every, progress=progress,
-                 eval_batch_size=cfg.eval_batch_size, monitor="val_loss" if val else "train_loss")
+                 eval_batch_size=cfg.eval_batch_size, monitor="val_loss" if val else "train_loss",
+                 devices=cfg.devices, parallel=cfg.parallel)
     final_m = evaluate(eval_step, result.state, test, cfg.eval_batch_size)
     test_m, chosen = final_m, "final"
     if val is not None and result.best is not None:   # model selection on validation loss

@@ -11,8 +11,10 @@ import jax.numpy as jnp
 
 from jdl.nn.activations import get_activation
 from jdl.nn.convolution import Conv, avg_pool, max_pool
+from jdl.nn.dropout import Dropout
 from jdl.nn.initializers import DEFAULT_KERNEL_INIT
 from jdl.nn.validate import check_rate
+from jdl.parallel.axis import BATCH_AXIS, sync_axis
 
 
 def _pool(kind: str):
@@ -64,6 +66,7 @@ class FashionConvNet(nn.Module):
     num_classes: int = 10
     dropout_rate: float = 0.4
     kernel_init: Callable = DEFAULT_KERNEL_INIT
+    per_example_dropout: bool = False    # one dropout key per example (jdl.nn.dropout)
 
     def __post_init__(self):
         check_rate("dropout_rate", self.dropout_rate)
@@ -77,7 +80,8 @@ class FashionConvNet(nn.Module):
         x = max_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(1024, kernel_init=self.kernel_init)(x))
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = Dropout(self.dropout_rate, per_example=self.per_example_dropout)(
+            x, deterministic=not train)
         return nn.Dense(self.num_classes, kernel_init=self.kernel_init)(x)
 
 
@@ -92,6 +96,7 @@ class KerasExample(nn.Module):
     drop_prob: float = 0.25
     hidden_size: int = 128
     kernel_init: Callable = DEFAULT_KERNEL_INIT
+    per_example_dropout: bool = False    # one dropout key per example (jdl.nn.dropout)
 
     def __post_init__(self):
         check_rate("drop_prob", self.drop_prob)
@@ -106,7 +111,38 @@ class KerasExample(nn.Module):
         x = nn.relu(Conv(self.conv_depth, k, padding="VALID", kernel_init=conv_init)(x))
         x = nn.relu(Conv(self.conv_depth, k, padding="VALID", kernel_init=conv_init)(x))
         x = max_pool(x, p, strides=p)
-        x = nn.Dropout(self.drop_prob, deterministic=not train)(x)
+        x = Dropout(self.drop_prob, per_example=self.per_example_dropout)(
+            x, deterministic=not train)
         x = x.reshape((x.shape[0], -1))
         x = nn.sigmoid(nn.Dense(self.hidden_size, kernel_init=self.kernel_init)(x))
+        return nn.Dense(self.num_classes, kernel_init=self.kernel_init)(x)
+
+
+class BNConvNet(nn.Module):
+    """A small convnet with batch normalisation (Ioffe & Szegedy 2015), for data-parallel tests
+    and small experiments: for each entry f of ``features``, conv f 3x3 'same' (no bias) ->
+    BatchNorm -> ReLU -> max-pool 2; then global average pooling and a dense layer to the logits.
+
+    In training, BatchNorm normalises with the batch statistics mu = mean_n x_n,
+    sigma^2 = mean_n x_n^2 - mu^2 (per channel, over examples and positions) and updates the
+    running averages s <- momentum s + (1 - momentum) s_batch kept in the 'batch_stats'
+    collection; inference uses the running averages. Under ``jax.pmap`` over ``axis_name`` the
+    statistics are averaged over the devices (synced batch norm): mu and sigma^2 are those of
+    the global batch, so D devices compute what one device computes on the full batch. Outside
+    a pmap (one device, or jit over a sharded mesh) it is a plain BatchNorm.
+    """
+    num_classes: int = 10
+    features: tuple = (16, 32)
+    momentum: float = 0.9
+    axis_name: str | None = BATCH_AXIS
+    kernel_init: Callable = DEFAULT_KERNEL_INIT
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        for f in self.features:
+            x = Conv(f, (3, 3), padding="SAME", use_bias=False, kernel_init=self.kernel_init)(x)
+            x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
+                             axis_name=sync_axis(self.axis_name))(x)
+            x = max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+        x = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes, kernel_init=self.kernel_init)(x)

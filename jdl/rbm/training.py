@@ -36,7 +36,7 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
               k: int = 1, persistent: bool = False, visible: str = "bernoulli",
               seed: int = 0, workdir: str | None = None, resume: bool = False,
               progress: bool = False, log_every: int = 100, init_scale: float = 0.01,
-              **cd_options):
+              devices=None, parallel: str = "sharded", **cd_options):
     """Train an RBM on ``x`` (n examples, any trailing shape, flattened) by CD-k or PCD-k.
 
     ``params``: an RBM params pytree to start from, or an int, the number of hidden units of a
@@ -46,6 +46,8 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
     noise of example n at step t is a function of (rng, t, n) only. ``cd_options`` go to
     ``contrastive_divergence`` (sparsity_target, negative_statistics, ...). With ``workdir``,
     fit writes metrics.jsonl and checkpoints there, and ``resume=True`` continues a killed run.
+    ``devices`` / ``parallel`` go to fit (jdl.parallel: ``batch_size`` is the global batch;
+    PCD's chains are split across the devices with their examples).
 
     Returns ``jdl.train.FitResult``: ``.state.params`` is the trained RBM, ``.history`` its
     per-epoch CD metrics (reconstruction error, free energies, hidden activity), ``.train_time``
@@ -69,4 +71,4 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
     return fit(make_train_step(grad_fn, tx), state, {"x": data, "index": index},
                epochs=epochs, batch_size=batch_size, seed=seed, workdir=workdir,
                resume=resume, progress=progress, log_every=log_every,
-               tensorboard=workdir is not None)
+               tensorboard=workdir is not None, devices=devices, parallel=parallel)

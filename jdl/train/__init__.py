@@ -4,6 +4,8 @@ from jdl.train.checkpoint import CheckpointError, Checkpoints
 from jdl.train.guards import DataError, check_dataset, check_inputs, check_labels
 from jdl.train.logger import MetricsLogger, read_metrics
 from jdl.train.loop import FitResult, NonFiniteError, evaluate, fit
+from jdl.train.precision import (cast_floating, mixed_precision, mixed_precision_backprop,
+                                 scale_loss)
 from jdl.train.state import TrainState, create_state, init_state, num_params
 from jdl.train.step import all_finite, make_eval_step, make_train_step
 
@@ -11,4 +13,5 @@ __all__ = ["backprop", "classification_metrics", "evaluate_fn", "predict", "Chec
            "Checkpoints", "DataError", "check_dataset", "check_inputs", "check_labels",
            "MetricsLogger", "read_metrics", "FitResult", "NonFiniteError", "evaluate", "fit",
            "TrainState", "create_state", "init_state", "num_params", "all_finite",
-           "make_eval_step", "make_train_step"]
+           "make_eval_step", "make_train_step", "cast_floating", "mixed_precision",
+           "mixed_precision_backprop", "scale_loss"]

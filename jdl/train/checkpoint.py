@@ -74,7 +74,12 @@ class Checkpoints:
 
     # -- restoring --------------------------------------------------------------------------
     def restore(self, step: int | None, template, which: str = "last") -> tuple[Any, dict]:
-        """Restore step ``step`` (None: the newest) into the structure of ``template``."""
+        """Restore step ``step`` (None: the newest) into the structure of ``template``.
+
+        Arrays come back with the template's shardings (orbax restores onto them), whatever the
+        devices that wrote the checkpoint: a template on one device restores a checkpoint
+        written on 8, one placed by ``jdl.parallel.DataParallel.place_state`` restores a
+        one-device checkpoint split across its devices (tests/test_parallel.py)."""
         mgr = self._last if which == "last" else self._best
         if mgr is None:
             raise CheckpointError("no best checkpoints are kept (keep_best=False)")

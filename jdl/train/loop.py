@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jdl.data.batching import batch_indices, check_batch_size, padded_batches
+from jdl.parallel import DataParallel, check_mode
 from jdl.train.checkpoint import Checkpoints
 from jdl.train.guards import check_dataset, check_labels, spec_of
 from jdl.train.logger import MetricsLogger
@@ -39,6 +40,7 @@ class FitResult:
     train_time: float        # seconds in train steps (this process, compile excluded)
     wall_time: float         # seconds in fit (this process)
     samples_per_s: float
+    num_devices: int = 1     # devices the steps ran on (jdl.parallel)
 
 
 def _gather(data: dict, idx):
@@ -84,7 +86,8 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
         resume: bool = False, resume_step: int | None = None, log_every: int = 50,
         progress: bool = True, num_classes: int | None = None, label_key: str = "y",
         on_step: Callable[[int], None] | None = None, eval_batch_size: int = 1000,
-        tensorboard: bool = True) -> FitResult:
+        tensorboard: bool = True, devices=None, parallel: str = "sharded",
+        index_key: str | None = "index") -> FitResult:
     """Train ``state`` with the pure ``train_step(state, batch) -> (state, metrics)``.
 
     Batches are dicts ``{key: array[batch_size, ...]}`` taken from ``train_data`` (a dict of
@@ -96,6 +99,15 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     ``monitor``: by default the first of val_accuracy, val_loss, train_accuracy, train_loss that
     the run reports), and ``resume=True`` continues from the newest checkpoint (or ``resume_step``).
     The ``state`` passed in is copied once, not donated: it stays usable after ``fit``.
+
+    Several devices (jdl.parallel): ``devices`` None (all local devices), an int n (the first
+    n) or a list; ``parallel`` 'sharded' (jit over a Mesh with NamedSharding) or 'pmap'.
+    ``batch_size`` is the GLOBAL batch, split into equal shards, so it must be a multiple of the
+    number of devices (when ``devices`` is None and it is not, fewer devices are used, with a
+    warning). On one device nothing changes. Each batch carries ``batch[index_key]``, the
+    global indices of its examples (unless ``train_data`` has its own), so that per-example
+    noise keyed by it (jdl.rbm.contrastive_divergence) is the same on 1 or D devices;
+    ``index_key=None`` adds nothing.
     """
     t_start = time.perf_counter()
     if epochs is None or epochs <= 0:
@@ -119,11 +131,30 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     if monitor is not None:
         mode = _monitor_mode(monitor, mode)
     spe = n // batch_size
+    check_mode(parallel)
+    dp = DataParallel.create(devices, parallel, batch_size=batch_size)
+    if index_key is not None and index_key not in train_data:
+        train_data = {**train_data, index_key: np.arange(n, dtype=np.int32)}
 
-    data = jax.device_put(train_data)
     # The step donates its state; train on a copy so the caller's arrays stay valid.
     state = jax.tree.map(jnp.copy, state)
-    step_fn = jax.jit(lambda s, d, i: train_step(s, _gather(d, i)), donate_argnums=0)
+    if dp.num_devices == 1:
+        device = dp.devices[0]
+        if device == jax.local_devices()[0]:
+            data = jax.device_put(train_data)
+        else:
+            data, state = jax.device_put((train_data, state), device)
+        step_fn = jax.jit(lambda s, d, i: train_step(s, _gather(d, i)), donate_argnums=0)
+    else:  # data replicated, state and batch in the data-parallel layout (jdl.parallel)
+        data = dp.replicate(train_data)
+        state = dp.place_state(state, batch_size)
+        spmd = dp.spmd(train_step, state, batch_size)
+        shardings = dp.state_shardings(state, batch_size)
+        step_fn = jax.jit(lambda s, d, i: spmd(s, _gather(d, i)), donate_argnums=0,
+                          in_shardings=(shardings, dp.replicated(), dp.batch_sharding()),
+                          out_shardings=(shardings, dp.replicated()))
+        if val_data is not None:
+            val_data = dp.replicate(val_data)
     eval_fn = None
     if eval_step is not None:
         eval_fn = jax.jit(lambda s, d, i, m: eval_step(s, {**_gather(d, i), "mask": m}))
@@ -233,4 +264,5 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     return FitResult(state=state, history=loop["history"], best=loop["best"],
                      stopped_early=loop["stopped_early"], compile_time=compile_time,
                      train_time=train_time, wall_time=wall,
-                     samples_per_s=steps_run * batch_size / train_time if train_time else 0.0)
+                     samples_per_s=steps_run * batch_size / train_time if train_time else 0.0,
+                     num_devices=dp.num_devices)
