@@ -41,9 +41,9 @@ from jdl.sequence_experiment import SequenceConfig, markdown_table, run_sequence
 @dataclasses.dataclass
 class CharConfig(SequenceConfig):
     hidden: int = 256
-    seq_len: int = 128
-    batch_size: int = 64
-    epochs: int = 4
+    seq_len: int = 64
+    batch_size: int = 32
+    epochs: int = 5
     learning_rate: float = 2e-3
     schedule: str = "cosine"
     max_order: int = 6
