@@ -95,6 +95,18 @@ def build_step(cfg: SequenceConfig, model, tx, loss: str, vocab_size: int | None
     return one_hot_inputs(step, vocab_size, position=1) if vocab_size else step
 
 
+def updates_per_batch(cfg: SequenceConfig, T: int, readout: str) -> int:
+    """Optimiser updates per batch of sequences of T frames: 1, except for the online rules,
+    one per chunk of ``horizon`` frames ('truncated_online') or one per frame with a loss
+    ('rtrl_online': T for readout 'all', 1 for 'last'). Learning-rate schedules count updates,
+    so their length in epochs is kept by counting these."""
+    if cfg.rule == "truncated_online":
+        return -(-T // cfg.horizon)
+    if cfg.rule == "rtrl_online":
+        return T if readout == "all" else 1
+    return 1
+
+
 def first_below(history: list, key: str, target: float | None):
     """The first epoch record whose ``key`` is below ``target`` (None if none or no target)."""
     if target is None:
@@ -121,7 +133,7 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
     spe = n // cfg.batch_size
     if spe == 0:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n} training sequences")
-    tx = build_optimizer(cfg, spe)
+    tx = build_optimizer(cfg, spe * updates_per_batch(cfg, np.shape(train["x"])[1], readout))
     example = train["x"][: cfg.batch_size]
     if vocab_size:
         example = np.eye(vocab_size, dtype=np.float32)[example]
