@@ -22,7 +22,7 @@ from jdl.data.sequences import adding_problem, copy_task  # noqa: E402
 from jdl.nn.recurrent import SequenceModel  # noqa: E402
 from jdl.rnn import bptt  # noqa: E402
 from jdl.sequence_experiment import (SequenceConfig, first_below, one_hot_inputs,  # noqa: E402
-                                     run_sequences)
+                                     run_sequences, updates_per_batch)
 
 
 def test_one_hot_inputs_equals_training_on_one_hot_data():
@@ -67,6 +67,16 @@ def test_first_below_and_the_sequences_needed():
     assert first_below(hist, "val_loss", 0.01)["epoch"] == 2
     assert first_below(hist, "val_loss", 1e-4) is None
     assert first_below(hist, "val_loss", None) is None
+
+
+def test_updates_per_batch_counts_the_online_updates():
+    assert updates_per_batch(SequenceConfig(rule="bptt"), 100, "all") == 1
+    assert updates_per_batch(SequenceConfig(rule="rtrl"), 100, "all") == 1
+    assert updates_per_batch(SequenceConfig(rule="truncated", horizon=8), 100, "all") == 1
+    assert updates_per_batch(SequenceConfig(rule="truncated_online", horizon=8), 100, "all") == 13
+    assert updates_per_batch(SequenceConfig(rule="truncated_online", horizon=8), 96, "all") == 12
+    assert updates_per_batch(SequenceConfig(rule="rtrl_online"), 100, "all") == 100
+    assert updates_per_batch(SequenceConfig(rule="rtrl_online"), 100, "last") == 1
 
 
 def test_sequence_config_refuses_bad_rules():
