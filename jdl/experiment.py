@@ -10,6 +10,14 @@ and first-layer filters.
 ``--devices N`` trains data-parallel on the first N local devices (default: all of them) and
 ``--parallel sharded|pmap`` picks how (jdl.parallel); ``--batch-size`` is the global batch,
 split equally between the devices.
+
+Several hosts: ``--coordinator-address host:port --num-processes N --process-id i`` (or the
+environment variables JDL_COORDINATOR_ADDRESS, JDL_NUM_PROCESSES, JDL_PROCESS_ID), given to
+every script that uses :func:`parse_args`, join the processes with ``jax.distributed``
+(jdl.parallel.distributed.initialize) as soon as the command line is parsed; ``--batch-size``
+is then the global batch over every device of every process, and only process 0 writes the
+workdir's logs, config, summary and plots (checkpoints are written by all, into the shared
+workdir).
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import numpy as np
 
 from jdl import optim, plots
 from jdl.data import digits, fashion_mnist, fit_normalizer, train_val_split
+from jdl.parallel import distributed
 from jdl.train.guards import spec_of, tree_spec
 from jdl.train import (backprop, check_inputs, check_labels, evaluate, evaluate_fn, fit,
                        init_state, make_eval_step, make_train_step, num_params)
@@ -197,10 +206,12 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
                            batch_spec=spec_of({"x": xtr, "y": ytr}))
     eval_step = make_eval_step(evaluate_fn(model, loss=cfg.loss))
 
+    main_process = distributed.is_main_process()  # several hosts: process 0 writes the outputs
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump({**dataclasses.asdict(cfg), "resolved_dataset": dataset,
-                   "model": repr(model)}, f, indent=2)
+    if main_process:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            json.dump({**dataclasses.asdict(cfg), "resolved_dataset": dataset,
+                       "model": repr(model)}, f, indent=2)
     has_val = len(xva) > 0
     result = fit(step, state, {"x": xtr, "y": ytr}, epochs=cfg.epochs, batch_size=cfg.batch_size,
                  eval_step=eval_step, val_data={"x": xva, "y": yva} if has_val else None,
@@ -218,8 +229,10 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
         "train_time_s": result.train_time, "samples_per_s": result.samples_per_s,
         "steps": int(result.state.step), "devices": [str(d) for d in jax.devices()],
         "num_devices": result.num_devices, "parallel": cfg.parallel,
-        "resumed": bool(resume),
+        "resumed": bool(resume), "num_processes": jax.process_count(),
     }
+    if not main_process:
+        return summary
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     if result.history:
@@ -253,7 +266,10 @@ def _parse_value(tp, text: str):
 
 def parse_args(config_cls, argv=None, description: str = ""):
     """argparse over every field of ``config_cls`` (``--batch-size 64`` or ``--batch_size 64``),
-    plus --workdir, --resume, --resume-step, --no-progress."""
+    plus --workdir, --resume, --resume-step, --no-progress, and the multi-host flags
+    --coordinator-address, --num-processes, --process-id: when any of them (or one of the
+    JDL_* environment variables they default to) is given, this process joins the run with
+    ``jdl.parallel.distributed.initialize`` right here, before any JAX computation."""
     hints = typing.get_type_hints(config_cls)
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -261,6 +277,13 @@ def parse_args(config_cls, argv=None, description: str = ""):
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--resume-step", type=int, default=None, help="continue from this checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("several hosts (jax.distributed; one command per process)")
+    g.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                   help="address of process 0 (default $JDL_COORDINATOR_ADDRESS)")
+    g.add_argument("--num-processes", type=int, default=None, metavar="N",
+                   help="number of processes (default $JDL_NUM_PROCESSES)")
+    g.add_argument("--process-id", type=int, default=None, metavar="I",
+                   help="this process, 0 to N-1 (default $JDL_PROCESS_ID)")
     for f in dataclasses.fields(config_cls):
         tp = hints[f.name]
         p.add_argument(f"--{f.name.replace('_', '-')}", f"--{f.name}", dest=f.name,
@@ -268,12 +291,26 @@ def parse_args(config_cls, argv=None, description: str = ""):
                        metavar=getattr(tp, "__name__", "VALUE").upper(),
                        help=f"(default: {f.default})")
     ns = p.parse_args(argv)
+    initialize_distributed(ns)
     cfg = config_cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(config_cls)})
     return cfg, ns
 
 
+def initialize_distributed(ns) -> tuple[int, int] | None:
+    """Join a multi-process run when the parsed flags or the JDL_* environment ask for one
+    (idempotent); returns (process index, process count), or None (and starts nothing, not
+    even the JAX backend) when none is asked for."""
+    args = dict(coordinator_address=getattr(ns, "coordinator_address", None),
+                num_processes=getattr(ns, "num_processes", None),
+                process_id=getattr(ns, "process_id", None))
+    if distributed.requested(**args):
+        return distributed.initialize(**args)
+    return None
+
+
 def main(config_cls, build_model: Callable, name: str, argv=None, description: str = "") -> dict:
     cfg, ns = parse_args(config_cls, argv, description)
+    initialize_distributed(ns)
     try:
         cfg.validate()
     except ValueError as e:
@@ -282,6 +319,8 @@ def main(config_cls, build_model: Callable, name: str, argv=None, description: s
     summary = run(cfg, build_model, workdir, resume=ns.resume or ns.resume_step is not None,
                   resume_step=ns.resume_step, progress=not ns.no_progress, title=name)
     acc = summary["test_accuracy"]
+    if not distributed.is_main_process():
+        return summary
     print(f"{name}: test accuracy {acc:.4f} on {summary['dataset']} | "
           f"{summary['num_params']:,} params | wall {summary['wall_time_s']:.1f}s "
           f"(compile {summary['compile_time_s']:.2f}s, {summary['samples_per_s']:.0f} samples/s) | "

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jdl.data.batching import batch_indices, check_batch_size, padded_batches
-from jdl.parallel import DataParallel, check_mode
+from jdl.parallel import DataParallel, check_mode, distributed, per_device_batch
 from jdl.train.checkpoint import Checkpoints
 from jdl.train.guards import check_dataset, check_labels, spec_of
 from jdl.train.logger import MetricsLogger
@@ -108,6 +108,17 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     global indices of its examples (unless ``train_data`` has its own), so that per-example
     noise keyed by it (jdl.rbm.contrastive_divergence) is the same on 1 or D devices;
     ``index_key=None`` adds nothing.
+
+    Several processes (``jax.process_count() > 1``, after ``jdl.parallel.distributed.initialize``;
+    'sharded' only): every process calls ``fit`` with the same arguments and its own copy of
+    ``train_data``; the mesh spans the devices of all processes (``devices`` None: all of them,
+    an int n: the first n local devices of each), ``batch_size`` is the global batch over all
+    of them, and each process gathers and sends to its devices only its own rows of each batch.
+    Every process saves and restores the checkpoints (``workdir`` must be a directory that all
+    processes share); only process 0 writes metrics.jsonl, TensorBoard events, the progress
+    bar and prints. Validation runs in every process on the full ``val_data``. The returned
+    state holds process-local arrays (the full values, on this process's first device), equal
+    in every process.
     """
     t_start = time.perf_counter()
     if epochs is None or epochs <= 0:
@@ -132,13 +143,32 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
         mode = _monitor_mode(monitor, mode)
     spe = n // batch_size
     check_mode(parallel)
-    dp = DataParallel.create(devices, parallel, batch_size=batch_size)
+    multi = jax.process_count() > 1
+    if multi:  # a mesh over every process's devices (jdl.parallel.distributed)
+        if parallel != "sharded":
+            raise ValueError(f"with several processes fit runs parallel='sharded' only, got "
+                             f"{parallel!r}")
+        dp = DataParallel(tuple(distributed.global_devices(devices)), parallel)
+        per_device_batch(batch_size, dp.num_devices)
+        main = distributed.is_main_process()
+        progress = progress and main
+    else:
+        dp = DataParallel.create(devices, parallel, batch_size=batch_size)
+        main = True
     if index_key is not None and index_key not in train_data:
         train_data = {**train_data, index_key: np.arange(n, dtype=np.int32)}
 
     # The step donates its state; train on a copy so the caller's arrays stay valid.
     state = jax.tree.map(jnp.copy, state)
-    if dp.num_devices == 1:
+    if multi:  # host data; the state as global arrays; each batch built from this process's rows
+        data = {k: np.asarray(v) for k, v in train_data.items()}
+        shardings = dp.state_shardings(state, batch_size)
+        state = distributed.to_global(state, shardings)
+        spmd = dp.spmd(train_step, state, batch_size)
+        batch_sharding = dp.batch_sharding()
+        step_fn = jax.jit(spmd, donate_argnums=0, in_shardings=(shardings, batch_sharding),
+                          out_shardings=(shardings, dp.replicated()))
+    elif dp.num_devices == 1:
         device = dp.devices[0]
         if device == jax.local_devices()[0]:
             data = jax.device_put(train_data)
@@ -159,7 +189,7 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     if eval_step is not None:
         eval_fn = jax.jit(lambda s, d, i, m: eval_step(s, {**_gather(d, i), "mask": m}))
 
-    logger = MetricsLogger(workdir, tensorboard=tensorboard)
+    logger = MetricsLogger(workdir if main else None, tensorboard=tensorboard)
     ckpt = Checkpoints(os.path.join(workdir, "checkpoints"), keep=keep) if workdir else None
     loop = {"history": [], "epoch_sums": {}, "epoch_count": 0, "window_sums": {},
             "window_count": 0, "best": None, "bad_epochs": 0, "stopped_early": False}
@@ -176,7 +206,14 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
 
     t0 = time.perf_counter()
     idx0 = np.zeros(batch_size, np.int64)
-    compiled = step_fn.lower(state, data, idx0).compile()
+    if multi:
+        lowered = step_fn.lower(state, distributed.batch_spec(batch_sharding, data, batch_size))
+        global_step = lowered.compile()
+
+        def compiled(s, d, i):
+            return global_step(s, distributed.global_batch(batch_sharding, d, i))
+    else:
+        compiled = step_fn.lower(state, data, idx0).compile()
     compile_time = time.perf_counter() - t0
 
     def sync(pending):
@@ -231,7 +268,8 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
                       **{f"train_{k}": v for k, v in _mean(loop["epoch_sums"], loop["epoch_count"]).items()}}
             loop["epoch_sums"], loop["epoch_count"] = {}, 0
             if eval_fn is not None and val_data is not None:
-                val = evaluate(eval_step, state, val_data, eval_batch_size, compiled=eval_fn)
+                val = evaluate(eval_step, distributed.to_local(state) if multi else state,
+                               val_data, eval_batch_size, compiled=eval_fn)
                 record.update({f"val_{k}": v for k, v in val.items()})
             if monitor is None:  # default: the first of these that the run reports
                 monitor = next(m for m in ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
@@ -249,7 +287,7 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
                 loop["bad_epochs"] += 1
             loop["history"].append(record)
             logger.write("epoch", gstep, record)
-            if progress:
+            if progress and main:
                 tqdm.write("epoch {:d}: ".format(epoch + 1) + ", ".join(
                     f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step")))
             if patience is not None and loop["bad_epochs"] >= patience:
@@ -260,6 +298,8 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
         logger.close()
         if ckpt is not None:
             ckpt.close()
+    if multi:
+        state = distributed.to_local(state)
     wall = time.perf_counter() - t_start
     return FitResult(state=state, history=loop["history"], best=loop["best"],
                      stopped_early=loop["stopped_early"], compile_time=compile_time,
