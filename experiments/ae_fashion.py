@@ -108,6 +108,7 @@ class AEFashionConfig:
     seed: int = 0
     max_train_examples: Optional[int] = None   # training subset (smoke runs)
     max_test_examples: Optional[int] = None    # test subset (smoke runs)
+    devices: Optional[int] = None               # data parallelism: None all local devices, or N
     # every training
     batch_size: int = 128
     learning_rate: float = 1e-3                 # Adam, cosine decay over each training
@@ -310,7 +311,7 @@ def train_model(cfg, model, x_train, x_test, epochs, workdir, rng, *, resume, pr
     result = fit(make_train_step(grad_fn, tx), state, {"x": x_train}, epochs=epochs,
                  batch_size=cfg.batch_size, eval_step=make_eval_step(eval_fn) if val else None,
                  val_data=val, seed=cfg.seed, workdir=workdir, resume=resume,
-                 progress=progress, log_every=100, monitor="train_loss")
+                 progress=progress, log_every=100, monitor="train_loss", devices=cfg.devices)
     if result.history:
         plots.plot_learning_curves(result.history, os.path.join(workdir, "learning_curves.png"),
                                    title)

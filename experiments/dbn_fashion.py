@@ -76,6 +76,7 @@ class DBNFashionConfig:
     small_epochs: int = 100
     small_seeds: int = 3
     max_train_examples: Optional[int] = None   # pretraining subset (smoke runs)
+    devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
 
 
 def pixels(split) -> np.ndarray:
@@ -92,7 +93,7 @@ def pretrain(cfg: DBNFashionConfig, x, workdir: str, resume: bool, progress: boo
         x, cfg.layers, jax.random.PRNGKey(cfg.seed), epochs=cfg.pretrain_epochs,
         batch_size=cfg.pretrain_batch_size, tx_factory=tx, k=cfg.k, progress=progress,
         seed=cfg.seed, return_history=True, workdir=os.path.join(workdir, "pretrain"),
-        resume=resume)
+        resume=resume, devices=cfg.devices)
     seconds = time.perf_counter() - t0
     np.savez(os.path.join(workdir, "stack.npz"),
              **{f"{name}{i}": np.asarray(p[name]) for i, p in enumerate(stack)
@@ -107,7 +108,8 @@ def finetune_config(cfg: DBNFashionConfig, small: bool, seed: int) -> Experiment
         epochs=cfg.small_epochs if small else cfg.finetune_epochs,
         optimizer=cfg.finetune_optimizer,
         learning_rate=cfg.finetune_lr, momentum=cfg.finetune_momentum, schedule="cosine",
-        seed=seed, max_train_examples=cfg.small_labels if small else None, log_every=10)
+        seed=seed, max_train_examples=cfg.small_labels if small else None, log_every=10,
+        devices=cfg.devices)
 
 
 def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: bool = True):

@@ -115,7 +115,7 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
                      loss="squared", corruption=None, sparsity=None, contractive=0.0,
                      weight_decay=0.0, initial: Sequence | None = None, x_val=None,
                      seed: int = 0, progress: bool = False,
-                     encode_batch_size: int = 1000) -> StackedAutoencoders:
+                     encode_batch_size: int = 1000, devices=None) -> StackedAutoencoders:
     """Greedy layer-wise training of a stack of autoencoders (Bengio et al. 2007).
 
     For k = 1 .. L: layer k's autoencoder (:func:`layer_models`) is trained on h_{k-1} (h_0 =
@@ -131,7 +131,8 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
       ``initial`` (a list of params) is given; its training key is fold_in(fold_in(rng, k), 1)
       and its batch order fit's ``seed + k``;
     - ``x_val``: held-out data, propagated through the trained layers alike; each layer's
-      history then has its val_loss and val_reconstruction_error.
+      history then has its val_loss and val_reconstruction_error;
+    - ``devices``: passed to ``fit`` (data parallelism, jdl.parallel).
 
     Returns a :class:`StackedAutoencoders` (models, params, histories)."""
     x = jnp.asarray(x)
@@ -173,7 +174,7 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
         result = fit(make_train_step(grad_fn, tx), state, {"x": data},
                      epochs=epochs_per_layer[k], batch_size=batch_size, seed=seed + k,
                      eval_step=eval_step, val_data=None if val is None else {"x": val},
-                     progress=progress, tensorboard=False)
+                     progress=progress, tensorboard=False, devices=devices)
         layer_params = result.state.params
         params.append(layer_params)
         histories.append(result.history)
