@@ -117,7 +117,8 @@ def first_below(history: list, key: str, target: float | None):
 def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict, workdir: str,
                   *, num_outputs: int, readout: str, loss: str, vocab_size: int | None = None,
                   resume: bool = False, progress: bool = True, title: str = "",
-                  extra: dict | None = None, eval_metrics: Callable | None = None) -> dict:
+                  extra: dict | None = None, eval_metrics: Callable | None = None,
+                  extra_tests: dict | None = None) -> dict:
     """Train ``SequenceModel(cfg.cell, cfg.hidden, num_outputs, readout)`` on ``train`` by
     ``cfg.rule``; validate each epoch on ``val``; evaluate on ``test``. Returns the summary
     (also written to workdir/summary.json): test loss (and accuracy for integer targets) of the
@@ -125,7 +126,9 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
     are in ``final_test_metrics`` either way), the
     sequences seen, the first epoch whose validation loss is below ``cfg.target`` and the
     sequences seen by then (``sequences_to_target``), timings. ``eval_metrics(outputs, targets,
-    weights) -> dict`` replaces jdl.rnn.sequence_metrics at evaluation (validation and test)."""
+    weights) -> dict`` replaces jdl.rnn.sequence_metrics at evaluation (validation and test).
+    ``extra_tests`` ({name: data}) are evaluated with the same model as the test set (e.g. the
+    same text cut into longer windows), into ``summary['extra_tests'][name]``."""
     cfg.validate()
     t0 = time.perf_counter()
     model = SequenceModel(cfg.cell, cfg.hidden, num_outputs, readout=readout)
@@ -155,7 +158,7 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
                  eval_batch_size=cfg.eval_batch_size, monitor="val_loss" if val else "train_loss",
                  devices=cfg.devices, parallel=cfg.parallel)
     final_m = evaluate(eval_step, result.state, test, cfg.eval_batch_size)
-    test_m, chosen = final_m, "final"
+    test_m, chosen, chosen_state = final_m, "final", result.state
     if val is not None and result.best is not None:   # model selection on validation loss
         ck = Checkpoints(os.path.join(workdir, "checkpoints"))
         try:
@@ -164,11 +167,15 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
             ck.close()
         test_m = evaluate(eval_step, best_state, test, cfg.eval_batch_size)
         chosen = f"best validation loss (epoch {result.best['epoch']})"
+        chosen_state = best_state
+    extra_m = {name: evaluate(eval_step, chosen_state, data, cfg.eval_batch_size)
+               for name, data in (extra_tests or {}).items()}
     hit = first_below(result.history, "val_loss", cfg.target)
     summary = {
         "experiment": title, "cell": cfg.cell, "hidden": cfg.hidden, "rule": cfg.rule,
         "test_loss": test_m["loss"], "test_accuracy": test_m.get("accuracy"),
         "test_metrics": test_m, "test_model": chosen, "final_test_metrics": final_m,
+        "extra_tests": extra_m,
         "best_epoch": result.best, "final_epoch": result.history[-1] if result.history else None,
         "sequences_seen": int(result.state.step) * cfg.batch_size,
         "target": cfg.target, "target_epoch": hit["epoch"] if hit else None,
