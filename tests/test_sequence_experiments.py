@@ -125,7 +125,10 @@ def test_char_lm_script_compares_against_the_ngram(tmp_path, monkeypatch):
                              ids[3500:])
     monkeypatch.setattr(char_lm, "load_char_corpus", lambda: corpus)
     s = char_lm.main(["--max-order", "2", "--epochs", "1", "--hidden", "4", "--seq-len", "20",
+                      "--eval-seq-len", "100",
                       "--batch-size", "16", "--workdir", str(tmp_path), "--no-progress"])
     want = [text.NGramModel(k, 6).fit(corpus.train).bits_per_char(corpus.test) for k in (1, 2)]
     assert [r["test_bpc"] for r in s["ngram"]] == pytest.approx(want)
     assert s["rnn_test_bpc"] == pytest.approx(s["rnn"]["test_loss"] / math.log(2))
+    assert s["rnn_test_bpc_long_windows"] == pytest.approx(
+        s["rnn"]["extra_tests"]["long_windows"]["loss"] / math.log(2))
