@@ -26,7 +26,11 @@ Parts (``--parts``, comma-separated):
 Writes runs/bptt_vs_rtrl/ (summary.json, learning_curves.png, and a run folder per rule);
 prints tables.
 
-Result here: see BUILD_NOTES.md, "Recurrent networks".
+Result here (defaults; about 5 min wall on 2 loaded cores): RTRL vs BPTT gradients 1.2e-7
+relative (float32) for tanh, LSTM and GRU; delayed echo (delay 4) test MSE: BPTT 0.00098, RTRL
+0.00098 (the same run to 7 digits), RTRL online 0.00008, truncated BPTT N_t = 2 0.0700 (stuck:
+N_t below the delay), N_t = 8 0.00016; RTRL / BPTT time per batch 4.1, 148, 1146, 4786 for
+n = 8, 16, 32, 64.
 """
 from __future__ import annotations
 

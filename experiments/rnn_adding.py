@@ -18,8 +18,13 @@ the best validation MSE.
 Writes runs/rnn_adding/<cell>/ (metrics, checkpoints, learning curves) and
 runs/rnn_adding/summary.json; prints a table.
 
-Result here: see BUILD_NOTES.md, "Recurrent networks" (the table is pasted there with the
-command and its wall time).
+Result here (defaults; 2 cores shared with 2-4 other jobs, 38 min wall for the three models):
+
+| model | test MSE | sequences until val MSE < 0.01 | wall s |
+| --- | ---: | ---: | ---: |
+| lstm (hidden 64) | 0.00287 | 119,808 | 1217 |
+| gru (hidden 64) | 0.00028 | 39,936 | 903 |
+| tanh (hidden 64) | 0.06303 | not reached in 239,616 | 150 |
 """
 from __future__ import annotations
 

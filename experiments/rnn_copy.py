@@ -15,7 +15,13 @@ norm clipped at 1, batches of 64; training sequences a fixed draw of ``train_siz
 
 Writes runs/rnn_copy/<cell>/ and runs/rnn_copy/summary.json; prints a table.
 
-Result here: see BUILD_NOTES.md, "Recurrent networks".
+Result here (defaults, 10 epochs = 199,680 sequences; 2 loaded cores, 41 min wall in all):
+
+| model | test CE | CE / baseline (0.1733) | recall accuracy | wall s |
+| --- | ---: | ---: | ---: | ---: |
+| lstm | 0.1553 | 0.896 | 0.205 | 1108 |
+| gru | 0.1066 | 0.615 | 0.484 | 1034 |
+| tanh | 0.1736 | 1.002 | 0.124 | 324 |
 """
 from __future__ import annotations
 

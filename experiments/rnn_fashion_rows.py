@@ -13,7 +13,8 @@ the LSTM is 0.88.
 
 Writes runs/rnn_fashion_rows/<cell>/ and runs/rnn_fashion_rows/summary.json; prints a table.
 
-Result here: see BUILD_NOTES.md, "Recurrent networks".
+Result here (defaults; 2 loaded cores): LSTM test accuracy 0.8874 (best validation 0.8965 at
+epoch 14), 1151 s wall.
 """
 from __future__ import annotations
 
