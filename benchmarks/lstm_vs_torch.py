@@ -1,6 +1,7 @@
 """Side by side: LSTM training throughput (BPTT, sequences/s) in jdl and in PyTorch (CPU nn.LSTM).
 
     python benchmarks/lstm_vs_torch.py [--steps 50] [--warmup 5] [--repeats 3] [--threads N]
+        [--jdl-variants fused scan] [--torch-variants 2:passive 1]
 
 Both sides train the same network on the same batch shapes: an LSTM with input 28, hidden 128,
 over T = 28 frames (Fashion-MNIST read row by row), a Dense readout to 10 classes from the last
@@ -11,28 +12,39 @@ jdl.optim.sgd(0.05)))``, the state donated; PyTorch: ``nn.LSTM(28, 128, batch_fi
 with N = the core count by default (XLA's CPU client uses its own pool over all cores). Inputs are
 8 fixed random batches cycled (no data loading in the timing). Each timed run: ``warmup`` steps
 (jdl: compilation), then ``steps`` steps timed, sequences/s = steps * 128 / seconds. Each run
-is a fresh subprocess; the frameworks alternate (jdl, torch, jdl, torch, ...) ``repeats``
-times, and the median of each side's repeats is reported, with the ratio jdl / torch.
+is a fresh subprocess; the workers alternate (jdl, torch, jdl, torch, ...) ``repeats`` times,
+and the median of each one's repeats is reported, with the ratio of the first to the others.
 
-``--jdl-unroll U`` sets SequenceModel(unroll=U) (frames per scan iteration).
+``--jdl-variants``: 'fused' is SequenceModel's default for cell='lstm' (FusedLSTM, one function
+with a hand-written backward pass, jdl/nn/fused_recurrent.py); 'scan' is ``fused=False``
+(LSTMCell under ``nn.scan``, reverse mode by autodiff: the path before FusedLSTM).
+``--jdl-unroll U`` sets SequenceModel(unroll=U) (frames per scan iteration; scan path only).
 ``--torch-variants`` runs several PyTorch settings in the same rounds, each ``THREADS`` or
 ``THREADS:passive`` (OMP_WAIT_POLICY=PASSIVE for that worker: idle OpenMP threads sleep instead
 of spinning, which matters when the cores are shared with other jobs), e.g.
 ``--torch-variants 2 2:passive 1``; the default is the core count alone.
 
-Result here (2 CPU cores, loaded by other jobs: load average 6-7, every process at nice 19;
-torch 2.13.0+cpu, jax 0.10.2; ``--torch-variants 2 2:passive 1``, medians of 3):
+Result here (2 CPU cores shared with other jobs, load average 3.6-3.8 during the run, 00:56;
+torch 2.13.0+cpu, jax 0.10.2; ``--jdl-variants fused scan --torch-variants 2:passive 1
+--repeats 5``, medians of 5):
 
-    jdl (one matmul per LSTM frame, see jdl.nn.recurrent.affine2)   2120 seq/s
-    torch, 2 threads (= the core count)                              94 seq/s   jdl/torch 22.5
-    torch, 2 threads, OMP_WAIT_POLICY=PASSIVE                      2141 seq/s   jdl/torch 0.99
-    torch, 1 thread                                                2420 seq/s   jdl/torch 0.88
+    jdl, fused (FusedLSTM, the default)                            3337 seq/s
+    jdl, scan (fused=False: LSTMCell + nn.scan + autodiff)         2320 seq/s   fused/scan 1.44
+    torch, 2 threads, OMP_WAIT_POLICY=PASSIVE                      2483 seq/s   fused/torch 1.34
+    torch, 1 thread                                                2740 seq/s   fused/torch 1.22
 
-With its default (spinning) OpenMP threads, torch at 2 threads on the 2 shared cores collapses
-(1.3-1.5 s a step instead of 50-65 ms): that number says more about the load than about torch;
-the passive and 1-thread runs are the fair comparison. Run-to-run spread on this machine is
-about +-15% (an earlier run of the same command: torch passive 2645, 1 thread 2530 seq/s, jdl
-1933 seq/s before the one-matmul change).
+Round by round, fused / torch 1 thread was 1.30, 1.23, 1.34, 1.14, 1.04 (ahead in 5 of 5).
+At higher load the margin shrinks: the same command at load 5.3-6.0 (00:42) gave fused 2789,
+scan 2231, torch passive 2445, torch 1 thread 2613 seq/s (fused / torch 1 thread 1.07; by
+round 1.07, 0.97, 1.04, 1.46, 1.09). The spread between runs on this machine is +-15% or more;
+two earlier runs with development versions of FusedLSTM (two more copies per step, the first
+also with sigma through tanh; no difference measurable here) gave at load 4.7-7.0 (medians of 3) fused 3008,
+scan 2282, torch passive 1661, torch 1 thread 1397 seq/s, and at load 5.7-6.9 (medians of 5)
+fused 2224, scan 1657, torch passive 1482, torch 1 thread 1856. Before FusedLSTM (scan path
+only, ``--torch-variants 2 2:passive 1``, load 6-7): jdl 2120 seq/s, torch passive 2141, torch
+1 thread 2420. With its default (spinning) OpenMP threads, torch at 2 threads on the 2 shared
+cores collapses (94 seq/s, 1.3-1.5 s a step): that says more about the load than about torch;
+the passive and 1-thread runs are the fair comparison.
 """
 from __future__ import annotations
 
@@ -56,7 +68,7 @@ def batches(seed=0):
              rng.integers(0, C, B).astype(np.int64)) for _ in range(NBATCH)]
 
 
-def run_jdl(steps: int, warmup: int, unroll: int = 1) -> dict:
+def run_jdl(steps: int, warmup: int, unroll: int = 1, fused: bool = True) -> dict:
     sys.path.insert(0, ROOT)
     import jax
     import jax.numpy as jnp
@@ -67,7 +79,7 @@ def run_jdl(steps: int, warmup: int, unroll: int = 1) -> dict:
     from jdl.train import init_state, make_train_step
 
     data = [{"x": jnp.asarray(x), "y": jnp.asarray(y, jnp.int32)} for x, y in batches()]
-    model = SequenceModel("lstm", H, C, readout="last", unroll=unroll)
+    model = SequenceModel("lstm", H, C, readout="last", unroll=unroll, fused=fused)
     tx = optim.sgd(LR)
     state = init_state(model, tx, data[0]["x"], jax.random.PRNGKey(0))
     step = jax.jit(make_train_step(bptt(model, "cross_entropy"), tx), donate_argnums=0)
@@ -81,7 +93,8 @@ def run_jdl(steps: int, warmup: int, unroll: int = 1) -> dict:
         state, m = step(state, data[i % NBATCH])
     jax.block_until_ready(state)
     dt = time.perf_counter() - t0
-    return {"framework": f"jdl (jax {jax.__version__}, unroll {unroll})",
+    path = "fused" if fused else f"scan, unroll {unroll}"
+    return {"framework": f"jdl (jax {jax.__version__}, {path})",
             "seq_per_s": steps * B / dt, "s_per_step": dt / steps, "warmup_s": warm,
             "final_loss": float(m["loss"])}
 
@@ -140,23 +153,29 @@ def main():
                    help="THREADS or THREADS:passive, one torch worker each per round "
                         "(default: the core count)")
     p.add_argument("--jdl-unroll", type=int, default=1)
+    p.add_argument("--jdl-variants", nargs="+", default=["fused"], choices=["fused", "scan"],
+                   help="jdl paths, one worker each per round: 'fused' (SequenceModel's "
+                        "default, FusedLSTM) and/or 'scan' (fused=False: LSTMCell under nn.scan)")
     p.add_argument("--worker", choices=["jdl", "torch"], default=None)
+    p.add_argument("--scan", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        r = (run_jdl(a.steps, a.warmup, a.jdl_unroll) if a.worker == "jdl"
+        r = (run_jdl(a.steps, a.warmup, a.jdl_unroll, fused=not a.scan) if a.worker == "jdl"
              else run_torch(a.steps, a.warmup, a.threads))
         print("RESULT " + json.dumps(r))
         return
     variants = a.torch_variants or [str(os.cpu_count())]
     print(f"LSTM B={B} T={T} in={D} hidden={H} -> {C} classes, SGD, {a.steps} timed steps after "
-          f"{a.warmup} warm-up, {os.cpu_count()} cores, torch variants {variants}", flush=True)
-    names = ["jdl"] + [f"torch {v}" for v in variants]
+          f"{a.warmup} warm-up, {os.cpu_count()} cores, jdl {a.jdl_variants}, torch variants "
+          f"{variants}", flush=True)
+    names = ([f"jdl {v}" for v in a.jdl_variants] + [f"torch {v}" for v in variants])
     res = {n: [] for n in names}
     for rep in range(a.repeats):
         for name in names:
             env = dict(os.environ)
-            if name == "jdl":
+            if name.startswith("jdl"):
                 cmd = ["--worker", "jdl", "--jdl-unroll", str(a.jdl_unroll)]
+                cmd += ["--scan"] if name == "jdl scan" else []
             else:
                 threads, _, policy = name.split()[1].partition(":")
                 cmd = ["--worker", "torch", "--threads", threads]
@@ -177,8 +196,9 @@ def main():
                   f"({1000 * r['s_per_step']:6.1f} ms/step, warm-up {r['warmup_s']:5.1f} s, "
                   f"loss {r['final_loss']:.3f})", flush=True)
     med = {n: statistics.median(r["seq_per_s"] for r in res[n]) for n in names}
+    first = names[0]
     for n in names:
-        ratio = "" if n == "jdl" else f"   ratio jdl/{n} = {med['jdl'] / med[n]:.2f}"
+        ratio = "" if n == first else f"   ratio {first}/{n} = {med[first] / med[n]:.2f}"
         print(f"median {n:<18} {med[n]:8.0f} seq/s{ratio}")
     print("(ratio > 1 means jdl is faster)")
     return res

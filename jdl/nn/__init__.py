@@ -7,12 +7,13 @@ from jdl.nn.mlp import MLP
 from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder
 from jdl.nn.resnet import (RESNETS, BottleneckResNetBlock, ResNet, ResNet10, ResNet18, ResNet34,
                            ResNet50, ResNet101, ResNet152, ResNet200, ResNetBlock, forward_macs)
-from jdl.nn.recurrent import (RNN, CanonicalCell, CanonicalRNN, ElmanCell, GRUCell, LSTMCell,
-                              SequenceModel)
+from jdl.nn.recurrent import (RNN, CanonicalCell, CanonicalRNN, ElmanCell, FusedLSTM, GRUCell,
+                              LSTMCell, SequenceModel)
 
 __all__ = ["activations", "initializers", "ACTIVATIONS", "get_activation",
            "BNConvNet", "Dropout", "FashionConvNet",
            "KerasExample", "LeNet5", "MLP", "Autoencoder", "VariationalAutoencoder", "RNN",
-           "CanonicalCell", "CanonicalRNN", "ElmanCell", "GRUCell", "LSTMCell", "SequenceModel",
+           "CanonicalCell", "CanonicalRNN", "ElmanCell", "FusedLSTM", "GRUCell", "LSTMCell",
+           "SequenceModel",
            "RESNETS", "BottleneckResNetBlock", "ResNet", "ResNet10", "ResNet18", "ResNet34",
            "ResNet50", "ResNet101", "ResNet152", "ResNet200", "ResNetBlock", "forward_macs"]
