@@ -54,7 +54,8 @@ from jdl.data.sequences import adding_problem, delayed_echo  # noqa: E402
 from jdl.experiment import parse_args  # noqa: E402
 from jdl.nn.recurrent import SequenceModel  # noqa: E402
 from jdl.rnn import bptt, rtrl  # noqa: E402
-from jdl.sequence_experiment import SequenceConfig, markdown_table, run_sequences  # noqa: E402
+from jdl.sequence_experiment import (SequenceConfig, markdown_table, run_sequences,  # noqa: E402
+                                     updates_per_batch)
 
 
 @dataclasses.dataclass
@@ -103,7 +104,9 @@ def train_part(cfg, root, progress) -> dict:
         rc = dataclasses.replace(cfg, rule=rule, horizon=h, schedule="constant")
         s = run_sequences(rc, train, val, test, os.path.join(root, name), num_outputs=1,
                           readout="all", loss="quadratic", progress=progress,
-                          title=f"delayed echo, {name}", extra={"delay": cfg.delay})
+                          title=f"delayed echo, {name}",
+                          extra={"delay": cfg.delay,
+                                 "updates_per_batch": updates_per_batch(rc, cfg.T, "all")})
         out[name] = s
         print(f"[bptt_vs_rtrl] {name}: test MSE {s['test_loss']:.4f}, "
               f"{s['sequences_per_s']:.0f} sequences/s", flush=True)
@@ -164,9 +167,7 @@ def main(argv=None) -> dict:
         first = {k: s["history"][0]["val_loss"] for k, s in t.items()}
         print(markdown_table(
             ["rule", "updates per batch", "val MSE after epoch 1", "test MSE", "sequences/s"],
-            [[k, {"bptt": 1, "rtrl": 1, "rtrl_online": cfg.T}.get(
-                k, -(-cfg.T // int(k.rsplit("_", 1)[-1])) if k.startswith("trunc") else 1),
-              f"{first[k]:.4f}", f"{s['test_loss']:.4f}", f"{s['sequences_per_s']:.0f}"]
+            [[k, s["updates_per_batch"], f"{first[k]:.4f}", f"{s['test_loss']:.4f}", f"{s['sequences_per_s']:.0f}"]
              for k, s in t.items()]), flush=True)
     if "cost" in parts:
         c = cost_part(cfg)

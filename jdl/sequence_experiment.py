@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdl import plots
+from jdl.data.sequences import one_hot
 from jdl.experiment import ExperimentConfig, build_optimizer
 from jdl.nn.recurrent import SequenceModel
 from jdl.rnn import bptt, evaluate_fn, rtrl, rtrl_step, truncated_bptt, truncated_bptt_step
@@ -139,7 +140,7 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
     tx = build_optimizer(cfg, spe * updates_per_batch(cfg, np.shape(train["x"])[1], readout))
     example = train["x"][: cfg.batch_size]
     if vocab_size:
-        example = np.eye(vocab_size, dtype=np.float32)[example]
+        example = one_hot(example, vocab_size)
     state = init_state(model, tx, example, jax.random.PRNGKey(cfg.seed))
     step = build_step(cfg, model, tx, loss, vocab_size)
     eval_fn = evaluate_fn(model, loss, **({"metrics": eval_metrics} if eval_metrics else {}))
@@ -160,14 +161,14 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
     final_m = evaluate(eval_step, result.state, test, cfg.eval_batch_size)
     test_m, chosen, chosen_state = final_m, "final", result.state
     if val is not None and result.best is not None:   # model selection on validation loss
-        ck = Checkpoints(os.path.join(workdir, "checkpoints"))
-        try:
-            best_state, _ = ck.restore(ck.best_step(), result.state, which="best")
-        finally:
-            ck.close()
-        test_m = evaluate(eval_step, best_state, test, cfg.eval_batch_size)
         chosen = f"best validation loss (epoch {result.best['epoch']})"
-        chosen_state = best_state
+        if result.best["step"] != int(result.state.step):   # an earlier checkpoint: restore it
+            ck = Checkpoints(os.path.join(workdir, "checkpoints"))
+            try:
+                chosen_state, _ = ck.restore(ck.best_step(), result.state, which="best")
+            finally:
+                ck.close()
+            test_m = evaluate(eval_step, chosen_state, test, cfg.eval_batch_size)
     extra_m = {name: evaluate(eval_step, chosen_state, data, cfg.eval_batch_size)
                for name, data in (extra_tests or {}).items()}
     hit = first_below(result.history, "val_loss", cfg.target)
