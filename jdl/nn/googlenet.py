@@ -5,7 +5,7 @@ every convolution, ported from TensorFlow's weights).
 An Inception module runs four branches on the same input and concatenates them along the
 channels:
 
-    [ conv1x1(x) | conv3x3(conv1x1_reduce(x)) | conv3x3(conv1x1_reduce(x)) | conv1x1(maxpool3x3/1(x)) ]
+    [conv1x1(x) | conv3x3(conv1x1_red(x)) | conv3x3(conv1x1_red(x)) | conv1x1(maxpool3x3/1(x))]
 
 every conv a 'BasicConv' = conv (no bias) -> batch norm (epsilon 1e-3) -> ReLU. The paper's third
 branch is a 5x5 convolution; torchvision's has a 3x3 (pytorch/vision issue 906), kept here so

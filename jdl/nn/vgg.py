@@ -5,7 +5,7 @@ normalisation (Ioffe & Szegedy 2015) after each convolution, as torchvision has 
 Five stages of 3x3/1 'same' convolutions (+ BN) + ReLU, each followed by a 2x2/2 max-pool; stage s
 has ``widths[s]`` filters (64, 128, 256, 512, 512) and ``stages[s]`` convolutions:
 
-    VGG-11 (1, 1, 2, 2, 2)   VGG-13 (2, 2, 2, 2, 2)   VGG-16 (2, 2, 3, 3, 3)   VGG-19 (2, 2, 4, 4, 4)
+    VGG-11 (1, 1, 2, 2, 2)  VGG-13 (2, 2, 2, 2, 2)  VGG-16 (2, 2, 3, 3, 3)  VGG-19 (2, 2, 4, 4, 4)
 
 then an adaptive average pool to 7x7 (an identity at 224x224), flatten (h, w, c), fc6 4096 +
 ReLU + dropout 0.5, fc7 4096 + ReLU + dropout 0.5, fc8 (logits). Parameters at 224x224x3, 1000
