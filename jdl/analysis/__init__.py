@@ -1,0 +1,13 @@
+"""Analysis of trained networks: the loss surface's curvature (Hessian spectra, the index of
+negative curvature, after Dauphin et al. 2014) and the quality of learnt codes as clusterings.
+
+    lanczos      matrix-free Lanczos with full reorthogonalisation, Ritz values, Gauss quadrature
+    hessian      Hessian-vector products of a loss over a params pytree, its extreme eigenvalues
+                 and its spectral density by stochastic Lanczos quadrature, the index
+"""
+from jdl.analysis.hessian import (HessianSpectrum, extreme_eigenvalues, hessian_spectrum, hvp,
+                                  index, flat_hvp)
+from jdl.analysis.lanczos import lanczos, ritz
+
+__all__ = ["HessianSpectrum", "extreme_eigenvalues", "hessian_spectrum", "hvp", "index",
+           "flat_hvp", "lanczos", "ritz"]
