@@ -4,10 +4,12 @@ negative curvature, after Dauphin et al. 2014) and the quality of learnt codes a
     lanczos      matrix-free Lanczos with full reorthogonalisation, Ritz values, Gauss quadrature
     hessian      Hessian-vector products of a loss over a params pytree, its extreme eigenvalues
                  and its spectral density by stochastic Lanczos quadrature, the index
+    clustering   a clustering against class labels: contingency table, NMI, purity
 """
+from jdl.analysis.clustering import contingency, normalized_mutual_info, purity
 from jdl.analysis.hessian import (HessianSpectrum, extreme_eigenvalues, hessian_spectrum, hvp,
                                   index, flat_hvp)
 from jdl.analysis.lanczos import lanczos, ritz
 
-__all__ = ["HessianSpectrum", "extreme_eigenvalues", "hessian_spectrum", "hvp", "index",
+__all__ = ["contingency", "normalized_mutual_info", "purity", "HessianSpectrum", "extreme_eigenvalues", "hessian_spectrum", "hvp", "index",
            "flat_hvp", "lanczos", "ritz"]
