@@ -7,9 +7,10 @@ negative curvature, after Dauphin et al. 2014) and the quality of learnt codes a
     clustering   a clustering against class labels: contingency table, NMI, purity
 """
 from jdl.analysis.clustering import contingency, normalized_mutual_info, purity
-from jdl.analysis.hessian import (HessianSpectrum, extreme_eigenvalues, hessian_spectrum, hvp,
-                                  index, flat_hvp)
-from jdl.analysis.lanczos import lanczos, ritz
+from jdl.analysis.hessian import (HessianSpectrum, extreme_eigenvalues, flat_hvp,
+                                  hessian_spectrum, hvp, index)
+from jdl.analysis.lanczos import LanczosResult, lanczos, ritz
 
-__all__ = ["contingency", "normalized_mutual_info", "purity", "HessianSpectrum", "extreme_eigenvalues", "hessian_spectrum", "hvp", "index",
-           "flat_hvp", "lanczos", "ritz"]
+__all__ = ["contingency", "normalized_mutual_info", "purity", "HessianSpectrum",
+           "extreme_eigenvalues", "flat_hvp", "hessian_spectrum", "hvp", "index",
+           "LanczosResult", "lanczos", "ritz"]
