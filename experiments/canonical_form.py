@@ -23,7 +23,7 @@ through the scanned canonical form), Adam, ``epochs`` epochs, quadratic error. S
 Written to summary.json: test mean squared error per output and frame of each student and of
 the zero predictor (the targets' mean square), training curves in curves.png.
 
-Result (seed 0, default settings; 15 s of CPU, 534 s wall on the 2 cores shared with ~20 other
+Result (seed 0, default settings; 15 s of CPU, 11 min 12 s wall on the 2 cores shared with ~20 other
 processes): test MSE per output and frame, zero predictor 0.780:
 
     delayed (canonical form of the teacher's architecture, 33 params)   8.4e-05

@@ -26,7 +26,7 @@ Measured and written to summary.json:
   faithful model).
 Plot: landscape.png (contours of F with the data and the samples).
 
-Result (seed 0, default settings; 16 s of CPU, 411 s wall on the 2 cores shared with ~20 other
+Result (seed 0, default settings; 16 s of CPU, 8 min 24 s wall on the 2 cores shared with ~20 other
 processes; the same figures on a second run): minima of F where the data are --
 
     F at the 5 centres     -22.01 -22.15 -22.40 -22.55 -22.34   (mean -22.29)
