@@ -32,7 +32,8 @@ index against step; the SLQ density at the first and last checkpoints).
 Result (seed 0, default settings; 110 s of CPU, 42 min wall on the 2 cores shared with ~20
 other processes -- the process got 4% of a core):
 
-    step  train loss  lambda_min  lambda_max  index: dense  SLQ thr  dense thr  (thr = 0.01 lambda_max)
+    step  train loss  lambda_min  lambda_max  index: dense  SLQ thr  dense thr
+                                                        (thr: below -0.01 lambda_max)
        0   2.667      -2.12        3.65          0.505      0.141    0.135
        5   1.875      -0.944       3.75          0.365      0.104    0.101
       20   0.534      -0.164       2.08          0.272      0.047    0.048

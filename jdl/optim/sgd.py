@@ -2,7 +2,7 @@
 
 The lecture's update (slide 'Recall of back-prop principle'):
 
-    W(t+1) = W(t) - lambda(t) grad_W Q(t) + mu (W(t) - W(t-1))
+    W(t+1) = W(t) - lambda(t) grad_W Q(t) + mu(t) (W(t) - W(t-1))
 
 i.e. the heavy-ball update u(t) = -lambda(t) g(t) + mu(t) u(t-1), W(t+1) = W(t) + u(t) (Polyak
 1964; also Keras' SGD). It is ``scale_by_learning_rate(lambda)`` followed by ``trace(mu)``: the
@@ -11,8 +11,9 @@ gradients (optax.sgd puts it after, which rescales the whole buffer; both agree 
 lambda). The momentum mu(t) (the lecture's "mu(t) momentum") is a float or, like lambda(t), any
 optax schedule: a function of the update count t = 0, 1, 2, ..., stepped with the update
 (:func:`scheduled_trace`), e.g. the increasing momentum of Sutskever et al. 2013
-(jdl.optim.schedules.increasing_momentum). The gradient g may carry a weight-decay term (see jdl.optim.weight_decay) and be clipped
-first, against exploding gradients (the lecture's RNN part):
+(jdl.optim.schedules.increasing_momentum). The gradient g may carry a weight-decay term (see
+jdl.optim.weight_decay) and be clipped first, against exploding gradients (the lecture's RNN
+part):
 
 - by value, ``clip_value=c``: each component g_i -> max(-c, min(c, g_i)) (optax.clip), as in
   Mikolov's RNNLM and Keras' ``clipvalue``; it changes the gradient's direction;
