@@ -154,3 +154,62 @@ def test_schedules_match_their_formulas(name, kwargs, formula):
 def test_invalid_hyperparameters_are_refused(bad):
     with pytest.raises(ValueError):
         bad()
+
+
+@pytest.mark.parametrize("mu_sched, mu_of_t", [
+    (lambda t: 0.9, lambda t: 0.9),                                   # constant, as a schedule
+    (optax.linear_schedule(0.5, 0.95, 9), lambda t: min(0.5 + 0.05 * t, 0.95)),  # increasing
+    (optim.increasing_momentum(0.99, every=4), lambda t: 1.0 - 0.5 / (t // 4 + 1)),  # Sutskever
+])
+def test_momentum_schedule_is_the_lecture_update_stepped_by_hand(mu_sched, mu_of_t):
+    """u(t) = -lambda(t) g(t) + mu(t) u(t-1), W(t+1) = W(t) + u(t), lambda(t) = lambda0/(1 + d t)
+    decaying, t counted from 0 with the updates."""
+    lam0, d, steps = 0.1, 0.2, 25
+    for t in range(steps):
+        np.testing.assert_allclose(float(mu_sched(t)), mu_of_t(t), rtol=1e-6)
+    w0 = np.array([[0.3, -0.7], [1.2, 0.4]])
+    traj = run_optax(optim.sgd(optim.inverse_time(lam0, d), mu_sched), w0, steps)
+    w, u = w0.copy(), np.zeros_like(w0)
+    for t in range(steps):
+        u = -lam0 / (1 + d * t) * quad_grad(w) + mu_of_t(t) * u
+        w = w + u
+        np.testing.assert_allclose(traj[t]["W"], w, rtol=1e-5, atol=1e-6)
+
+
+def test_float_momentum_is_bit_identical_to_the_plain_trace():
+    """A float mu keeps optax.trace (today's path), bit for bit, and a constant schedule gives
+    the same trajectory (to float32 rounding)."""
+    w0 = np.array([[0.3, -0.7], [1.2, 0.4]])
+    lr = optim.inverse_time(0.1, 0.2)
+    for nesterov in (False, True):
+        today = optax.chain(optax.scale_by_learning_rate(lr), optax.trace(0.9, nesterov))
+        a = run_optax(optim.sgd(lr, 0.9, nesterov=nesterov), w0, 15)
+        b = run_optax(today, w0, 15)
+        c = run_optax(optim.sgd(lr, lambda t: 0.9, nesterov=nesterov), w0, 15)
+        for ta, tb, tc in zip(a, b, c):
+            np.testing.assert_array_equal(ta["W"], tb["W"])
+            np.testing.assert_array_equal(ta["b"], tb["b"])
+            np.testing.assert_allclose(tc["W"], ta["W"], rtol=1e-6)
+
+
+def test_momentum_schedule_under_jit_and_bad_schedules():
+    tx = optim.sgd(0.1, optim.increasing_momentum(0.9, every=2))
+    p = {"W": jnp.ones((2, 2))}
+    s = tx.init(p)
+    step = jax.jit(lambda g, s: tx.update(g, s, p))
+    us = []
+    for _ in range(5):
+        u, s = step(p, s)
+        us.append(float(u["W"][0, 0]))
+    # g = 1 each step: u(t) = -0.1 + mu(t) u(t-1), mu = 0.5, 0.5, 0.75, 0.75, 0.8333
+    expect, prev = [], 0.0
+    for mu in (0.5, 0.5, 0.75, 0.75, 1 - 0.5 / 3):
+        prev = -0.1 + mu * prev
+        expect.append(prev)
+    np.testing.assert_allclose(us, expect, rtol=1e-6)
+    with pytest.raises(ValueError, match="momentum schedule"):
+        optim.sgd(0.1, lambda t: 1.0)
+    with pytest.raises(ValueError):
+        optim.increasing_momentum(1.0)
+    with pytest.raises(TypeError, match="schedule"):
+        optim.scheduled_trace(0.9)

@@ -2,6 +2,7 @@
 from jdl.nn import activations, initializers
 from jdl.nn.activations import ACTIVATIONS, get_activation
 from jdl.nn.convnets import BNConvNet, FashionConvNet, KerasExample, LeNet5
+from jdl.nn.delays import DelayedStep
 from jdl.nn.dropout import Dropout
 from jdl.nn.mlp import MLP
 from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder
@@ -21,7 +22,7 @@ from jdl.nn.recurrent import (RNN, CanonicalCell, CanonicalRNN, ElmanCell, Fused
                               LSTMCell, SequenceModel)
 
 __all__ = ["activations", "initializers", "ACTIVATIONS", "get_activation",
-           "BNConvNet", "Dropout", "FashionConvNet",
+           "BNConvNet", "DelayedStep", "Dropout", "FashionConvNet",
            "KerasExample", "LeNet5", "MLP", "Autoencoder", "VariationalAutoencoder", "RNN",
            "CanonicalCell", "CanonicalRNN", "ElmanCell", "FusedLSTM", "GRUCell", "LSTMCell",
            "SequenceModel",

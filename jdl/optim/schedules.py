@@ -5,9 +5,16 @@
 - exponential:  lambda(t) = lambda0 * gamma ** (t / every)
 - inverse_time: lambda(t) = lambda0 / (1 + decay * t)   (the 1/t schedule of Robbins & Monro 1951)
 - cosine:       lambda(t) = lambda0 * (alpha + (1 - alpha) * (1 + cos(pi t / T)) / 2)  (Loshchilov & Hutter 2017)
+
+and an increasing momentum mu(t) (jdl.optim.sgd takes any schedule for mu as well):
+
+- increasing_momentum: mu(t) = min(1 - 2^(-1 - log2(floor(t / every) + 1)), mu_max)
+  (Sutskever, Martens, Dahl & Hinton 2013, eq. 5: 0.5, 0.75, 0.833, 0.875, ... every ``every``
+  steps, capped at mu_max)
 """
 from __future__ import annotations
 
+import jax.numpy as jnp
 import optax
 
 
@@ -47,6 +54,16 @@ def cosine(lr: float, total_steps: int, alpha: float = 0.0) -> optax.Schedule:
     if total_steps <= 0:
         raise ValueError(f"cosine schedule needs total_steps > 0, got {total_steps}")
     return optax.cosine_decay_schedule(lr, decay_steps=total_steps, alpha=alpha)
+
+
+def increasing_momentum(mu_max: float = 0.99, every: int = 250) -> optax.Schedule:
+    """Sutskever et al. 2013's momentum schedule, mu(t) = min(1 - 2^(-1 - log2(floor(t/every)
+    + 1)), mu_max) = min(1 - 1 / (2 (floor(t/every) + 1)), mu_max): 0.5 for the first ``every``
+    steps, then 0.75, 0.8333, 0.875, ... up to mu_max."""
+    if not 0.0 <= mu_max < 1.0 or every <= 0:
+        raise ValueError(f"increasing_momentum needs 0 <= mu_max < 1 and every > 0, got "
+                         f"{mu_max}, {every}")
+    return lambda t: jnp.minimum(1.0 - 0.5 / (jnp.floor_divide(t, every) + 1.0), mu_max)
 
 
 def make_schedule(name: str, lr: float, *, total_steps: int = 1, every: int = 1,

@@ -1,0 +1,16 @@
+"""Analysis of trained networks: the loss surface's curvature (Hessian spectra, the index of
+negative curvature, after Dauphin et al. 2014) and the quality of learnt codes as clusterings.
+
+    lanczos      matrix-free Lanczos with full reorthogonalisation, Ritz values, Gauss quadrature
+    hessian      Hessian-vector products of a loss over a params pytree, its extreme eigenvalues
+                 and its spectral density by stochastic Lanczos quadrature, the index
+    clustering   a clustering against class labels: contingency table, NMI, purity
+"""
+from jdl.analysis.clustering import contingency, normalized_mutual_info, purity
+from jdl.analysis.hessian import (HessianSpectrum, extreme_eigenvalues, flat_hvp,
+                                  hessian_spectrum, hvp, index)
+from jdl.analysis.lanczos import LanczosResult, lanczos, ritz
+
+__all__ = ["contingency", "normalized_mutual_info", "purity", "HessianSpectrum",
+           "extreme_eigenvalues", "flat_hvp", "hessian_spectrum", "hvp", "index",
+           "LanczosResult", "lanczos", "ritz"]
