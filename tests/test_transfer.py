@@ -148,6 +148,7 @@ def test_transfer_model_is_backbone_then_head_by_hand():
     h = np.asarray(backbone.apply(bv, data["x"])).mean(axis=(1, 2))
     w, b = (np.asarray(tv["params"]["head"][k]) for k in ("kernel", "bias"))
     np.testing.assert_allclose(tm.apply(tv, data["x"]), h @ w + b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tm.apply(tv, data["x"], method="features"), h, rtol=1e-6, atol=1e-6)
     # training mode: the backbone normalises with the batch and updates its statistics ...
     out, upd = tm.apply(tv, data["x"], train=True, mutable=["batch_stats"])
     hb = np.asarray(backbone.apply(bv, data["x"], train=True, mutable=["batch_stats"])[0])
@@ -276,12 +277,11 @@ def test_frozen_params_and_batch_statistics_bit_identical_after_fit():
     model = TinyBN()
     pretrained = _pretrained(seed=1)
     tm = transfer.TransferModel(model.clone(output_layer="conv2"), nn.Dense(2), pool="avg")
-    variables = transfer.init_transfer(tm, jax.random.PRNGKey(0), data["x"][:2], pretrained)
-    params, model_state = transfer.split_variables(variables)
     tx = transfer.group_optimizer({"finetune": optim.sgd(0.01, 0.9, l2=1e-3),
                                    "head": optim.sgd(0.1, 0.9, l2=1e-3)}, RULES)
     grad_fn = transfer.freeze_model_state(backprop(tm), RULES)
-    state = create_state(params, tx, jax.random.PRNGKey(1), model_state=model_state)
+    state = transfer.transfer_state(tm, tx, jax.random.PRNGKey(0), data["x"][:2], pretrained)
+    assert _bit_equal(state.params["backbone"], pretrained["params"])
     result = fit(make_train_step(grad_fn, tx), state, data, epochs=2, batch_size=8,
                  progress=False, tensorboard=False)
     assert int(result.state.step) == 12

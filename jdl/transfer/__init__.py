@@ -9,9 +9,10 @@ from jdl.transfer.cut import (cut, extract_features, layer_names, pool_features,
                               variables_of)
 from jdl.transfer.freeze import (FROZEN, freeze_model_state, frozen, group_optimizer, label_of,
                                  param_groups)
-from jdl.transfer.heads import TransferModel, init_transfer, split_variables
+from jdl.transfer.heads import (TransferModel, init_transfer, split_variables,
+                               transfer_state)
 
 __all__ = ["checkpoint_directory", "load_backbone", "cut", "extract_features", "layer_names",
            "pool_features", "variable_shapes", "variables_of", "FROZEN", "freeze_model_state",
            "frozen", "group_optimizer", "label_of", "param_groups", "TransferModel",
-           "init_transfer", "split_variables"]
+           "init_transfer", "split_variables", "transfer_state"]

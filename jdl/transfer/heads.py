@@ -32,6 +32,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jdl.train.state import create_state
 from jdl.transfer.cut import POOLS, pool_features, variable_shapes, variables_of
 from jdl.transfer.subtree import select
 
@@ -93,3 +94,12 @@ def split_variables(variables) -> tuple:
     """(params, model_state) of a variables dict, as jdl.train.create_state takes them."""
     variables = dict(variables_of(variables))
     return variables.pop("params"), variables
+
+
+def transfer_state(model: TransferModel, tx, rng, example_x, backbone_variables):
+    """A jdl TrainState for ``model``: ``init_transfer`` (the head drawn from a key split off
+    ``rng``) and ``tx.init`` of its parameters, ready for jdl.train.make_train_step / fit."""
+    init_rng, run_rng = jax.random.split(rng)
+    params, model_state = split_variables(
+        init_transfer(model, init_rng, example_x, backbone_variables))
+    return create_state(params, tx, run_rng, model_state=model_state)
