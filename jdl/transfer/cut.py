@@ -17,8 +17,6 @@ representation as features".
 """
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -104,11 +102,6 @@ def pool_features(h, pool: str | None = "flatten"):
     return jnp.mean(h, axis=axes) if pool == "avg" else jnp.max(h, axis=axes)
 
 
-@partial(jax.jit, static_argnames=("backbone", "pool"))
-def _features(backbone, variables, x, pool):
-    return pool_features(backbone.apply(variables, x, train=False), pool)
-
-
 def extract_features(backbone, variables, x, batch_size: int = 256,
                      pool: str | None = "flatten") -> np.ndarray:
     """Features ``pool_features(backbone(x), pool)`` of every example of ``x`` (N, ...), as a
@@ -122,6 +115,7 @@ def extract_features(backbone, variables, x, batch_size: int = 256,
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     variables = variables_of(variables)
+    features = jax.jit(lambda v, x: pool_features(backbone.apply(v, x, train=False), pool))
     n, b = len(x), min(batch_size, len(x))
     out = []
     for start in range(0, n, b):
@@ -129,5 +123,5 @@ def extract_features(backbone, variables, x, batch_size: int = 256,
         k = len(chunk)
         if k < b:
             chunk = np.concatenate([chunk, np.zeros((b - k, *x.shape[1:]), x.dtype)])
-        out.append(np.asarray(_features(backbone, variables, chunk, pool))[:k])
+        out.append(np.asarray(features(variables, chunk))[:k])
     return np.concatenate(out)
