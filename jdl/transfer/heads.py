@@ -78,11 +78,11 @@ def init_transfer(model: TransferModel, rng, example_x, backbone_variables) -> d
     Raises ValueError naming the first path that is missing or has another shape."""
     if not isinstance(model, TransferModel):
         raise TypeError(f"model must be a TransferModel, got {type(model).__name__}")
-    init = jax.jit(lambda rng, x: model.init(rng, x, train=False))   # one compilation
-    variables = {k: dict(v) for k, v in dict(init(rng, example_x)).items()}
-    template = variable_shapes(model.backbone, example_x)
+    template = variable_shapes(model.backbone, example_x)      # checked before any compile
     given = select(template, variables_of(backbone_variables),
                    f"backbone variables for {type(model.backbone).__name__}")
+    init = jax.jit(lambda rng, x: model.init(rng, x, train=False))   # one compilation
+    variables = {k: dict(v) for k, v in dict(init(rng, example_x)).items()}
     for col, tree in given.items():
         expected = variables[col]["backbone"]
         variables[col]["backbone"] = jax.tree.map(
