@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from typing import Callable, ClassVar, Optional
 
@@ -372,6 +373,15 @@ def initialize_distributed(ns) -> tuple[int, int] | None:
 def is_main_process() -> bool:
     from jdl.parallel import distributed
     return distributed.is_main_process()
+
+
+def answer_help(config_cls, name: str, description: str = "", checkpoints: bool = True,
+                argv=None) -> None:
+    """Print the script's --help and exit when the command line asks for it: a script calls
+    this before its heavy imports (JAX, the models), so that --help answers at once."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        parse_args(config_cls, ["--help"], description, checkpoints=checkpoints, prog=name)
 
 
 def start(config_cls, name: str, argv=None, description: str = "", checkpoints: bool = True):
