@@ -257,17 +257,17 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
     model's, e.g. from a pretrained DBN, ``jdl.rbm.dbn.to_mlp_params``) replaces the random
     initialisation. A workdir that already holds a run is refused unless ``resume`` (same
     config but for the resumable fields) or ``overwrite``: see jdl.run_dir."""
-    import jax
+    cfg.validate()
+    resume = resume or resume_step is not None
+    cfg, stored = prepare_run(cfg, workdir, resume=resume, overwrite=overwrite,
+                              stretch_schedule=stretch_schedule)
+    import jax   # after the checks: a refused command answers at once
     from jdl import plots
     from jdl.parallel import distributed
     from jdl.train import (backprop, check_inputs, check_labels, evaluate_fn, fit, init_state,
                            make_eval_step, make_train_step, num_params)
     from jdl.train.guards import spec_of, tree_spec
 
-    cfg.validate()
-    resume = resume or resume_step is not None
-    cfg, stored = prepare_run(cfg, workdir, resume=resume, overwrite=overwrite,
-                              stretch_schedule=stretch_schedule)
     t0 = time.perf_counter()
     (xtr, ytr), (xva, yva), (xte, yte), dataset = load_data(cfg)
     model = build_model(cfg)

@@ -255,7 +255,9 @@ def _quickstart_sh(cwd, args, tmp_path, extra_env=None):
     venv = tmp_path / "venv"
     if not (venv / ".jdl-installed").exists():
         (venv / "bin").mkdir(parents=True)
-        os.symlink(sys.executable, venv / "bin" / "python")
+        wrapper = venv / "bin" / "python"
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        wrapper.chmod(0o755)
         time.sleep(0.01)
         (venv / ".jdl-installed").touch()   # newer than pyproject.toml: no install step
     env = {**os.environ, "JDL_VENV": str(venv), "PYTHONPATH": ROOT, **(extra_env or {})}
@@ -284,3 +286,12 @@ def test_quickstart_three_times_with_the_data_installed_in_between(tmp_path):
         assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1, again.stderr
         assert "already holds a run" in again.stderr
         assert _snapshot(work) == before
+
+
+def test_filter_plot_says_how_many_units_it_shows(tmp_path):
+    from jdl.plots import filter_images, filters_title
+    kernel = np.random.default_rng(0).normal(size=(64, 256)).astype(np.float32)
+    assert len(filter_images(kernel, (8, 8))) == 64
+    assert filters_title("quickstart", 64, kernel.shape[-1]) == \
+        "quickstart (the first 64 of 256 units)"
+    assert filters_title("quickstart", 16, 16) == "quickstart"

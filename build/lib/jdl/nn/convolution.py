@@ -1,0 +1,113 @@
+"""2-D convolution and pooling layers with gradients that run fast on XLA's CPU backend.
+
+``conv2d(x, k)`` computes, for NHWC inputs and HWIO kernels with unit stride,
+
+    y[n, i, j, o] = sum_{a, b, c} x_pad[n, i + a, j + b, c] k[a, b, c, o]
+
+Its gradients are the textbook ones (LeCun et al. 1998): dL/dx is the 'full' correlation of
+dL/dy with the flipped kernel (XLA's own transpose rule), and
+
+    dL/dk[a, b, c, o] = sum_{n, i, j} x_pad[n, i + a, j + b, c] dL/dy[n, i, j, o],
+
+which is computed here as kh * kw matrix products (N H W x C)^T (N H W x O) instead of XLA's
+generic kernel-gradient convolution: on the 2-core CPU this halves the cost of that term for
+the lecture's Keras convnet (BUILD_NOTES.md, 'conv kernel gradient'). ``max_pool`` with
+stride == window and divisible sizes is a reshape + max, whose gradient is an elementwise
+mask rather than XLA's slower select-and-scatter; other cases fall back to flax's pooling.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def _pads(padding, kh, kw):
+    if padding == "VALID":
+        return ((0, 0), (0, 0))
+    if padding == "SAME":
+        return (((kh - 1) // 2, kh - 1 - (kh - 1) // 2), ((kw - 1) // 2, kw - 1 - (kw - 1) // 2))
+    raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+
+
+def _conv(x, k, padding):
+    return jax.lax.conv_general_dilated(x, k, (1, 1), list(_pads(padding, *k.shape[:2])),
+                                        dimension_numbers=_DN)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d(x, kernel, padding: str = "SAME"):
+    """Unit-stride 2-D cross-correlation, NHWC x HWIO -> NHWC, 'SAME' or 'VALID' padding."""
+    return _conv(x, kernel, padding)
+
+
+def _fwd(x, kernel, padding):
+    return _conv(x, kernel, padding), (x, kernel)
+
+
+def _bwd(padding, res, g):
+    x, k = res
+    kh, kw, cin, cout = k.shape
+    _, vjp_x = jax.vjp(lambda x_: _conv(x_, k, padding), x)
+    (dx,) = vjp_x(g)
+    (ph, pw) = _pads(padding, kh, kw)
+    xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0))) if padding == "SAME" else x
+    ho, wo = g.shape[1], g.shape[2]
+    gm = g.reshape(-1, cout)
+    taps = [xp[:, a:a + ho, b:b + wo, :].reshape(-1, cin).T @ gm for a in range(kh) for b in range(kw)]
+    dk = jnp.stack(taps).reshape(kh, kw, cin, cout).astype(k.dtype)
+    return dx, dk
+
+
+conv2d.defvjp(_fwd, _bwd)
+
+
+class Conv(nn.Module):
+    """Drop-in for ``flax.linen.Conv`` (unit stride, 'SAME'/'VALID'), same 'kernel'/'bias'
+    parameters, using :func:`conv2d`. Other strides/paddings use flax's Conv unchanged."""
+    features: int
+    kernel_size: Sequence[int]
+    padding: str = "SAME"
+    strides: Sequence[int] = (1, 1)
+    use_bias: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x):
+        kh, kw = self.kernel_size
+        if tuple(self.strides) != (1, 1) or self.padding not in ("SAME", "VALID"):
+            return nn.Conv(self.features, (kh, kw), strides=self.strides, padding=self.padding,
+                           use_bias=self.use_bias, kernel_init=self.kernel_init,
+                           bias_init=self.bias_init, name="conv")(x)
+        k = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+        y = conv2d(x, k.astype(x.dtype), self.padding)
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,)).astype(y.dtype)
+        return y
+
+
+def _pool(x, window, strides, reduce, fallback):
+    """Non-overlapping windows dividing the image: a reshape + ``reduce`` over the window axes
+    (elementwise gradient); anything else: flax's ``fallback`` pooling."""
+    wh, ww = window
+    sh, sw = strides or window
+    n, h, w, c = x.shape
+    if (sh, sw) == (wh, ww) and h % wh == 0 and w % ww == 0:
+        return reduce(x.reshape(n, h // wh, wh, w // ww, ww, c), axis=(2, 4))
+    return fallback(x, (wh, ww), strides=(sh, sw))
+
+
+def max_pool(x, window: Sequence[int], strides: Sequence[int] | None = None):
+    """Max pooling over NHWC; non-overlapping windows are a reshape + max (fast gradient)."""
+    return _pool(x, window, strides, jnp.max, nn.max_pool)
+
+
+def avg_pool(x, window: Sequence[int], strides: Sequence[int] | None = None):
+    """Average pooling (LeNet's subsampling without its trainable coefficient)."""
+    return _pool(x, window, strides, jnp.mean, nn.avg_pool)

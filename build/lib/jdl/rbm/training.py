@@ -1,0 +1,74 @@
+"""Training one RBM by contrastive divergence with the common engine: ``contrastive_divergence``
+as the grad_fn of ``jdl.train.make_train_step``, any optax transform (momentum, weight decay,
+schedules), and ``jdl.train.fit`` for epochs, progress bar, metrics and resumable checkpoints.
+
+One update on a batch of N training vectors (Hinton 2002; the lecture's "CD-k" slide),
+
+    W <- W + lr ( <v h^T>_data - <v h^T>_k ),  b <- b + lr ( <v>_data - <v>_k ),
+    c <- c + lr ( <h>_data - <h>_k ),
+
+with <.>_k the statistics after k Gibbs steps from the data (CD-k) or from the persistent
+chains (PCD-k, Tieleman 2008), the batch means taken as in scikit-learn's BernoulliRBM (whose
+``learning_rate`` is this ``lr``), then whatever ``tx`` adds (momentum, weight decay).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jdl.rbm.contrastive_divergence import contrastive_divergence, init_chains
+from jdl.rbm.energy import check_visible, init_params
+from jdl.train import create_state, fit, make_train_step
+
+
+def flatten_examples(x):
+    """``x`` as a float array of shape (n_examples, n_features) (integers become float32)."""
+    x = jnp.asarray(x)
+    data = x.reshape(x.shape[0], -1)
+    if not jnp.issubdtype(data.dtype, jnp.floating):
+        data = data.astype(jnp.float32)
+    return data
+
+
+def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.GradientTransformation,
+              k: int = 1, persistent: bool = False, visible: str = "bernoulli",
+              seed: int = 0, workdir: str | None = None, resume: bool = False,
+              progress: bool = False, log_every: int = 100, init_scale: float = 0.01,
+              devices=None, parallel: str = "sharded", **cd_options):
+    """Train an RBM on ``x`` (n examples, any trailing shape, flattened) by CD-k or PCD-k.
+
+    ``params``: an RBM params pytree to start from, or an int, the number of hidden units of a
+    fresh RBM (``jdl.rbm.init_params(fold_in(rng, 0), ..., init_scale)``). The persistent
+    chains (PCD) start from ``init_chains`` and the Gibbs noise from the key
+    fold_in(rng, 1) split in two; batches carry global example indices (``'index'``), so the
+    noise of example n at step t is a function of (rng, t, n) only. ``cd_options`` go to
+    ``contrastive_divergence`` (sparsity_target, negative_statistics, ...). With ``workdir``,
+    fit writes metrics.jsonl and checkpoints there, and ``resume=True`` continues a killed run.
+    ``devices`` / ``parallel`` go to fit (jdl.parallel: ``batch_size`` is the global batch;
+    PCD's chains are split across the devices with their examples).
+
+    Returns ``jdl.train.FitResult``: ``.state.params`` is the trained RBM, ``.history`` its
+    per-epoch CD metrics (reconstruction error, free energies, hidden activity), ``.train_time``
+    the seconds spent in training steps (compilation excluded, ``.compile_time``).
+    """
+    check_visible(visible)
+    data = flatten_examples(x)
+    n_visible = data.shape[1]
+    if isinstance(params, (int, np.integer)):
+        params = init_params(jax.random.fold_in(rng, 0), n_visible, int(params), init_scale,
+                             dtype=data.dtype)
+    if params["W"].shape[0] != n_visible:
+        raise ValueError(f"the RBM has {params['W'].shape[0]} visible units, the data "
+                         f"{n_visible} features per example")
+    k_chains, k_train = jax.random.split(jax.random.fold_in(rng, 1))
+    model_state = ({"chains": init_chains(k_chains, batch_size, n_visible, visible, data.dtype)}
+                   if persistent else {})
+    state = create_state(params, tx, k_train, model_state)
+    grad_fn = contrastive_divergence(k=k, persistent=persistent, visible=visible, **cd_options)
+    index = np.arange(data.shape[0], dtype=np.int32)
+    return fit(make_train_step(grad_fn, tx), state, {"x": data, "index": index},
+               epochs=epochs, batch_size=batch_size, seed=seed, workdir=workdir,
+               resume=resume, progress=progress, log_every=log_every,
+               tensorboard=workdir is not None, devices=devices, parallel=parallel)
