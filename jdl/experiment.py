@@ -7,6 +7,13 @@ An experiment script declares a config dataclass (subclassing :class:`Experiment
 metrics.jsonl, TensorBoard events, checkpoints/, summary.json and PNGs of the learning curves
 and first-layer filters.
 
+The workdir: a command whose workdir already holds a run is refused in one line before anything
+is loaded or written, unless ``--resume`` (the stored config.json must match but for the
+resumable fields: jdl.run_dir, jdl.command_line.RESUMABLE_ALWAYS) or ``--overwrite``;
+``--dataset auto`` is resolved once and recorded. Errors are one line and exit status 2
+(``--debug``: the traceback); ``--help`` lists each field with its documented meaning
+(jdl.command_line.option), choices and default, without importing JAX.
+
 ``--devices N`` trains data-parallel on the first N local devices (default: all of them) and
 ``--parallel sharded|pmap`` picks how (jdl.parallel); ``--batch-size`` is the global batch,
 split equally between the devices.
@@ -199,7 +206,7 @@ def resumable_fields(cfg, stretch_schedule: bool = False) -> set:
 
 
 def prepare_run(cfg, workdir: str, *, resume: bool = False, overwrite: bool = False,
-                stretch_schedule: bool = False):
+                stretch_schedule: bool = False, can_resume: bool = True):
     """Check that a run of ``cfg`` may use ``workdir`` as asked (jdl.run_dir.check), before
     anything is loaded or written; returns (cfg, stored config or None). On resume the returned
     cfg takes the stored data set (an 'auto' resolved when the run started) and, unless
@@ -220,7 +227,7 @@ def prepare_run(cfg, workdir: str, *, resume: bool = False, overwrite: bool = Fa
                                                            or stored.get("epochs")):
         resumable.add("schedule_epochs")   # None there meant the stored run's epochs
     stored = run_dir.check(workdir, dataclasses.asdict(cfg), resume=resume, overwrite=overwrite,
-                           resumable=resumable)
+                           resumable=resumable, can_resume=can_resume)
     return cfg, stored
 
 
@@ -396,7 +403,7 @@ def start(config_cls, name: str, argv=None, description: str = "", checkpoints: 
     ns.workdir = ns.workdir or os.path.join("runs", name)
     ns.resume = bool(ns.resume or ns.resume_step is not None)
     cfg, stored = prepare_run(cfg, ns.workdir, resume=ns.resume, overwrite=ns.overwrite,
-                              stretch_schedule=ns.stretch_schedule)
+                              stretch_schedule=ns.stretch_schedule, can_resume=checkpoints)
     if is_main_process():
         run_dir.begin(ns.workdir, dataclasses.asdict(cfg), stored=stored, overwrite=ns.overwrite)
     return cfg, ns
@@ -415,7 +422,9 @@ def main(config_cls, build_model: Callable, name: str, argv=None, description: s
                       stretch_schedule=ns.stretch_schedule)
     if not is_main_process():
         return summary
-    print(f"{name}: test accuracy {summary['test_accuracy']:.4f} ({summary['test_model']}) on "
+    acc, loss = summary["test_accuracy"], summary["test_loss"]
+    figure = f"test accuracy {acc:.4f}" if acc is not None else f"test loss {loss:.4f}"
+    print(f"{name}: {figure} ({summary['test_model']}) on "
           f"{summary['dataset']} | {summary['num_params']:,} params | wall "
           f"{summary['wall_time_s']:.1f}s (compile {summary['compile_time_s']:.2f}s, "
           f"{summary['samples_per_s']:.0f} samples/s) | outputs in {workdir}")

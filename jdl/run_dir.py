@@ -80,10 +80,11 @@ def _flag(name: str) -> str:
 
 
 def check(workdir: str, config: dict, *, resume: bool = False, overwrite: bool = False,
-          resumable=()) -> dict | None:
+          resumable=(), can_resume: bool = True) -> dict | None:
     """Whether a run with ``config`` (its fields as a dict) may use ``workdir`` as asked;
     writes nothing. Returns the stored config.json when resuming, else None; raises
-    :class:`RunDirError` (one line: why and what to type) when refused."""
+    :class:`RunDirError` (one line: why and what to type) when refused. ``can_resume``: whether
+    the command offers --resume (scripts that write no checkpoints do not)."""
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite exclude each other: pick one")
     held = holds_run(workdir)
@@ -91,9 +92,10 @@ def check(workdir: str, config: dict, *, resume: bool = False, overwrite: bool =
         return None
     if not resume:
         if held:
+            cont = "add --resume to continue it, " if can_resume else ""
             raise RunDirError(
-                f"{workdir} already holds a run{_describe(read_config(workdir))}: add --resume to "
-                f"continue it, --overwrite to replace it, or give another --workdir")
+                f"{workdir} already holds a run{_describe(read_config(workdir))}: {cont}"
+                f"--overwrite to replace it, or give another --workdir")
         return None
     if not held:
         raise RunDirError(f"--resume: {workdir} holds no run to resume (no checkpoints, metrics "

@@ -295,3 +295,29 @@ def test_filter_plot_says_how_many_units_it_shows(tmp_path):
     assert filters_title("quickstart", 64, kernel.shape[-1]) == \
         "quickstart (the first 64 of 256 units)"
     assert filters_title("quickstart", 16, 16) == "quickstart"
+
+
+def test_run_dir_rules_without_training(tmp_path):
+    """jdl.run_dir on hand-made folders: what counts as a run, the hint of scripts that write no
+    checkpoints, --overwrite removing only what runs write, the summary schema."""
+    from jdl import run_dir
+    work = tmp_path / "w"
+    (work / "lstm" / "checkpoints" / "last").mkdir(parents=True)   # a model of a multi-model run
+    (work / "notes.txt").write_text("mine")
+    (work / "config.json").write_text(json.dumps({"epochs": 1, "hidden": [8]}))
+    assert run_dir.holds_run(str(work)) and not run_dir.holds_run(str(tmp_path / "none"))
+    with pytest.raises(run_dir.RunDirError) as e:
+        run_dir.check(str(work), {"epochs": 1}, can_resume=False)
+    assert "--resume" not in str(e.value) and "--overwrite" in str(e.value)
+    assert run_dir.check(str(work), {"epochs": 2, "hidden": (8,)}, resume=True,
+                         resumable={"epochs"}) == {"epochs": 1, "hidden": [8]}
+    run_dir.begin(str(work), {"epochs": 3}, overwrite=True)
+    assert sorted(os.listdir(work)) == ["config.json", "notes.txt"]
+    with pytest.raises(ValueError, match="test_model"):
+        run_dir.write_summary(str(work), {"experiment": "x", "test": None, "resumed": False,
+                                          "wall_time_s": 1.0})
+    s = run_dir.write_summary(str(work), {"experiment": "x", "test": {"accuracy": 0.5},
+                                          "test_model": "final state", "resumed": False,
+                                          "wall_time_s": 1.0})
+    assert json.load(open(work / "summary.json")) == s
+    assert s["test_accuracy"] == 0.5 and s["test_loss"] is None and s["schema"] == "jdl.summary/1"

@@ -105,6 +105,7 @@ def test_adding_script_end_to_end(tmp_path, capsys):
     assert set(res) == {"gru", "tanh"}
     out = capsys.readouterr().out
     assert "| gru | 4 |" in out and "| tanh | 4 |" in out
+    assert "after never" not in out and ("not reached in" in out or "after" in out)
     saved = json.load(open(tmp_path / "summary.json"))
     assert saved["runs"]["gru"]["steps"] == 2 and "history" not in saved["runs"]["gru"]
     assert saved["schema"] == "jdl.summary/1" and saved["runs"]["gru"]["test"]["loss"] > 0
