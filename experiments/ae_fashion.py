@@ -98,43 +98,43 @@ NOISES = ("mask", "gaussian", "salt_pepper")
 
 @dataclasses.dataclass
 class AEFashionConfig:
-    data_dir: Optional[str] = None
+    data_dir: Optional[str] = None  # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
     parts: tuple[str, ...] = option(PARTS, "the parts to run (comma-separated); a --resume may "
                                     "run other parts, which updates their figures",
                                     resumable=True)
-    seed: int = 0
+    seed: int = 0                        # seed of the initialisation and the batches
     max_train_examples: Optional[int] = None   # training subset (smoke runs)
     max_test_examples: Optional[int] = None    # test subset (smoke runs)
     devices: Optional[int] = None               # data parallelism: None all local devices, or N
     # every training
-    batch_size: int = 128
+    batch_size: int = 128                # examples per update
     learning_rate: float = 1e-3                 # Adam, cosine decay over each training
-    schedule: str = "cosine"
+    schedule: str = "cosine"             # learning-rate schedule (jdl.optim.make_schedule)
     activation: str = "relu"                    # hidden layers (codes are linear)
     loss: str = "squared"                       # squared | cross_entropy (reconstruction)
     eval_each_epoch: bool = True                # test error per epoch, for the curves only
     # deep autoencoder, end to end
-    deep_layers: tuple[int, ...] = (1000, 500, 250)
-    deep_code: int = 30
-    deep_epochs: int = 30
+    deep_layers: tuple[int, ...] = (1000, 500, 250)  # the deep AE's encoder layers
+    deep_code: int = 30                  # size of the deep autoencoder's code
+    deep_epochs: int = 30                # epochs of the deep autoencoder
     # greedy stacked pretraining + fine-tuning of the same network
     greedy_epochs: int = 3                      # per layer
-    finetune_epochs: int = 15
+    finetune_epochs: int = 15            # epochs of the fine-tuning
     # 2-D codes
-    codes2d_epochs: int = 10
-    knn_k: int = 10
-    precision_k: int = 10
-    scatter_points: int = 5000
+    codes2d_epochs: int = 10             # epochs of the 2-D code autoencoder
+    knn_k: int = 10                      # k of the k-nearest-neighbour classifier on the codes
+    precision_k: int = 10                # k of the retrieval precision@k
+    scatter_points: int = 5000           # test points drawn in the 2-D code scatter plot
     # denoising vs plain
-    denoise_layers: tuple[int, ...] = (500,)
-    denoise_code: int = 128
-    denoise_epochs: int = 10
+    denoise_layers: tuple[int, ...] = (500,)  # units of the denoising autoencoder's encoder layers
+    denoise_code: int = 128              # size of the denoising autoencoder's code
+    denoise_epochs: int = 10             # epochs of the denoising and the plain autoencoder
     noise: str = "mask"                         # mask | gaussian | salt_pepper
     noise_level: float = 0.3                    # p (mask, salt_pepper) or sigma (gaussian)
     # VAE
-    vae_hidden: tuple[int, ...] = (400,)
-    vae_latent: int = 20
-    vae_epochs: int = 15
+    vae_hidden: tuple[int, ...] = (400,)  # units of the VAE's hidden layers
+    vae_latent: int = 20                 # size of the VAE's latent code
+    vae_epochs: int = 15                 # epochs of the VAE
     vae_eval_samples: int = 10                  # Monte-Carlo samples of the test ELBO
     vae_iw_samples: int = 50                    # importance-weighted bound (0: skip)
     n_show: int = 10                            # images per row in the PNGs

@@ -119,8 +119,8 @@ def main(argv=None) -> dict:
     summary = {"experiment": "char_lm", "test": {"bits_per_char": lstm_bpc, "loss": s["test_loss"],
                                                    "bits_per_char_long_windows": long_bpc},
                "test_model": f"{cfg.cell}: {s['test_model']}", "resumed": ns.resume,
-               "wall_time_s": time.perf_counter() - t0, "vocab_size": V, "ngram": [dict(zip(("order", "val_bpc", "test_bpc", "seconds"), r))
-                                          for r in grams],
+               "wall_time_s": time.perf_counter() - t0, "vocab_size": V,
+               "ngram": [dict(zip(("order", "val_bpc", "test_bpc", "seconds"), r)) for r in grams],
                "best_ngram_order": best[0], "best_ngram_test_bpc": best[2],
                "rnn_test_bpc": lstm_bpc, "rnn_test_bpc_long_windows": long_bpc, "rnn_val_bpc_best": s["best_epoch"]["val_loss"] / math.log(2),
                "rnn": {k: v for k, v in s.items() if k != "history"}}

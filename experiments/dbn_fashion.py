@@ -47,29 +47,29 @@ from jdl.experiment import run as run_supervised  # noqa: E402
 
 @dataclasses.dataclass
 class DBNFashionConfig:
-    data_dir: Optional[str] = None
-    layers: tuple[int, ...] = (500, 500, 2000)
-    seed: int = 0
+    data_dir: Optional[str] = None  # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
+    layers: tuple[int, ...] = (500, 500, 2000)  # hidden layers (RBMs in pretraining)
+    seed: int = 0                        # seed of the initialisation and the batches
     # greedy pretraining
-    pretrain_epochs: int = 10
-    pretrain_lr: float = 0.05
-    pretrain_momentum: float = 0.5
-    pretrain_l2: float = 2e-4
-    pretrain_batch_size: int = 100
-    k: int = 1
+    pretrain_epochs: int = 10            # epochs per RBM of the greedy pretraining
+    pretrain_lr: float = 0.05            # learning rate of the pretraining
+    pretrain_momentum: float = 0.5       # momentum of the pretraining
+    pretrain_l2: float = 2e-4            # weight cost of the pretraining
+    pretrain_batch_size: int = 100       # batch size of the pretraining
+    k: int = 1                           # Gibbs steps per update (CD-k / PCD-k)
     # fine-tuning
-    finetune_epochs: int = 30
+    finetune_epochs: int = 30            # epochs of the fine-tuning
     finetune_dropout: float = 0.0       # on each hidden layer (Srivastava et al. 2014)
     finetune_optimizer: str = "adam"    # adam | sgd (with finetune_momentum)
-    finetune_lr: float = 1e-3
-    finetune_momentum: float = 0.9
-    batch_size: int = 100
+    finetune_lr: float = 1e-3            # learning rate of the fine-tuning
+    finetune_momentum: float = 0.9       # momentum of SGD fine-tuning
+    batch_size: int = 100                # examples per update
     full_labels: bool = True            # fine-tune on the full labelled training set
     full_random_baseline: bool = False  # also train the full-label MLP from random init
     # small-label run
-    small_labels: int = 1000
-    small_epochs: int = 100
-    small_seeds: int = 3
+    small_labels: int = 1000             # labelled examples of the small-label runs
+    small_epochs: int = 100              # epochs of the small-label runs
+    small_seeds: int = 3                 # seeds (label draws) of the small-label runs
     max_train_examples: Optional[int] = None   # pretraining subset (smoke runs)
     devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
 

@@ -38,18 +38,18 @@ RULES = {"cd1": (1, False), "cd10": (10, False), "pcd1": (1, True)}
 
 @dataclasses.dataclass
 class CDComparisonConfig:
-    data_dir: Optional[str] = None
-    rules: tuple[str, ...] = ("cd1", "cd10", "pcd1")
-    hidden: int = 200
-    epochs: int = 10
-    batch_size: int = 100
-    learning_rate: float = 0.05
-    momentum: float = 0.5
-    seed: int = 0
-    ais_chains: int = 100
-    ais_betas: int = 14500
-    ais_runs: int = 2
-    max_train_examples: Optional[int] = None
+    data_dir: Optional[str] = None  # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
+    rules: tuple[str, ...] = ("cd1", "cd10", "pcd1")  # rules compared: cd1 cd10 pcd1
+    hidden: int = 200                    # hidden units
+    epochs: int = 10                     # passes over the training set
+    batch_size: int = 100                # examples per update
+    learning_rate: float = 0.05          # learning rate
+    momentum: float = 0.5                # momentum of the updates, in [0, 1)
+    seed: int = 0                        # seed of the initialisation and the batches
+    ais_chains: int = 100                # AIS: chains per run
+    ais_betas: int = 14500               # AIS: intermediate temperatures per chain
+    ais_runs: int = 2                    # AIS: independent runs (their spread of log Z is reported)
+    max_train_examples: Optional[int] = None  # use only the first N training examples (smoke runs)
     devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
 
 

@@ -44,19 +44,19 @@ from jdl.experiment import answer_help, start  # noqa: E402
 
 @dataclasses.dataclass
 class RBMDigitsConfig:
-    hidden: int = 100
-    learning_rate: float = 0.06
-    batch_size: int = 10
-    epochs: int = 10
-    k: int = 1
-    persistent: bool = True
+    hidden: int = 100                    # hidden units
+    learning_rate: float = 0.06          # learning rate
+    batch_size: int = 10                 # examples per update
+    epochs: int = 10                     # passes over the training set
+    k: int = 1                           # Gibbs steps per update (CD-k / PCD-k)
+    persistent: bool = True              # persistent chains (PCD-k, Tieleman 2008), else CD-k
     c_rbm: float = 6000.0               # logistic regression's C on RBM features
     c_raw: float = 100.0                # on raw pixels
     joint_hidden: int = 200             # joint (image, label) RBM
-    joint_epochs: int = 30
-    joint_learning_rate: float = 0.05
-    joint_momentum: float = 0.5
-    seed: int = 0
+    joint_epochs: int = 30               # epochs of the joint RBM
+    joint_learning_rate: float = 0.05    # learning rate of the joint RBM
+    joint_momentum: float = 0.5          # momentum of the joint RBM
+    seed: int = 0                        # seed of the initialisation and the batches
     devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
 
 

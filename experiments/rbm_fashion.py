@@ -37,26 +37,26 @@ from jdl.experiment import answer_help, start  # noqa: E402
 
 @dataclasses.dataclass
 class RBMFashionConfig:
-    data_dir: Optional[str] = None
-    hidden: int = 500
+    data_dir: Optional[str] = None  # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
+    hidden: int = 500                    # hidden units
     k: int = 1                          # Gibbs steps per update
     persistent: bool = True             # PCD-k (else CD-k)
-    epochs: int = 20
-    batch_size: int = 100
-    learning_rate: float = 0.05
-    momentum: float = 0.5
+    epochs: int = 20                     # passes over the training set
+    batch_size: int = 100                # examples per update
+    learning_rate: float = 0.05          # learning rate
+    momentum: float = 0.5                # momentum of the updates, in [0, 1)
     l2: float = 1e-4                    # weight cost on W
     schedule: str = "cosine"            # constant | cosine | ... (jdl.optim.make_schedule)
-    seed: int = 0
+    seed: int = 0                        # seed of the initialisation and the batches
     sample_steps: int = 1000            # length of the Gibbs chains drawn for samples.png
-    n_samples: int = 100
-    completion_steps: int = 500
+    n_samples: int = 100                 # samples drawn for samples.png
+    completion_steps: int = 500          # Gibbs steps of each image completion
     completion_images: int = 1000       # test images completed for the squared error
-    ais_chains: int = 100
-    ais_betas: int = 14500
-    ais_runs: int = 3
+    ais_chains: int = 100                # AIS: chains per run
+    ais_betas: int = 14500               # AIS: intermediate temperatures per chain
+    ais_runs: int = 3                    # AIS: independent runs (their spread of log Z is reported)
     devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
-    max_train_examples: Optional[int] = None
+    max_train_examples: Optional[int] = None  # use only the first N training examples (smoke runs)
 
 
 if __name__ == "__main__":   # --help before importing JAX: it answers at once

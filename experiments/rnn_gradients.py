@@ -76,11 +76,11 @@ LAGS = (1, 10, 50, 99)
 
 @dataclasses.dataclass
 class GradientsConfig:
-    models: tuple[str, ...] = tuple(MODELS)
-    T: int = 100
-    hidden: int = 32
-    sequences: int = 4
-    seed: int = 0
+    models: tuple[str, ...] = tuple(MODELS)  # the models measured (comma-separated)
+    T: int = 100                         # frames per sequence
+    hidden: int = 32                     # hidden units
+    sequences: int = 4                   # adding-problem sequences averaged over
+    seed: int = 0                        # seed of the initialisation and the batches
 
 
 if __name__ == "__main__":   # --help before importing JAX: it answers at once

@@ -234,7 +234,8 @@ def is_user_error(e: BaseException) -> bool:
 
 
 def command(name: str, config_cls=None, argv=None):
-    """The error handling of a script's main: ``with command(name, Config, argv): ...`` turns a user error into one line ``<name>: <message> (change --option)`` on stderr and
+    """The error handling of a script's main: ``with command(name, Config, argv): ...`` turns
+    a user error into one line ``<name>: <message> (change --option)`` on stderr and
     ``SystemExit(2)`` (or the error's ``exit_code``); ``--debug`` in ``argv`` (or sys.argv)
     lets it through with its traceback."""
     return _Command(name, config_cls, argv)
