@@ -54,11 +54,16 @@ def holds_run(workdir: str) -> bool:
 
 
 def read_config(workdir: str) -> dict | None:
+    """The stored config.json (None if absent); a data set stored as 'auto' by runs of earlier
+    versions reads as the one it resolved to."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        stored = json.load(f)
+    if stored.get("dataset") == "auto" and stored.get("resolved_dataset"):
+        stored["dataset"] = stored["resolved_dataset"]
+    return stored
 
 
 def _jsonable(v):

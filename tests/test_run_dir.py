@@ -313,3 +313,7 @@ def test_run_dir_rules_without_training(tmp_path):
                                           "wall_time_s": 1.0})
     assert json.load(open(work / "summary.json")) == s
     assert s["test_accuracy"] == 0.5 and s["test_loss"] is None and s["schema"] == "jdl.summary/1"
+    old = tmp_path / "old"   # a run of an earlier version stored 'auto' and what it resolved to
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"dataset": "auto", "resolved_dataset": "digits"}))
+    assert run_dir.read_config(str(old))["dataset"] == "digits"
