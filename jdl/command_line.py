@@ -25,7 +25,7 @@ import re
 import sys
 import types
 import typing
-from typing import Any, Callable
+from typing import Any
 
 RESUMABLE_ALWAYS = ("epochs", "log_every", "eval_batch_size", "devices", "parallel", "keep",
                     "checkpoint_every", "data_dir")
