@@ -87,15 +87,10 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
-import jdl.ae as ae  # noqa: E402
-from jdl import optim, plots  # noqa: E402
-from jdl.data import fashion_mnist  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
-from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder  # noqa: E402
-from jdl.train import create_state, evaluate, fit, make_eval_step, make_train_step  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import option, script  # noqa: E402
+from jdl.experiment import answer_help, start  # noqa: E402
 
 PARTS = ("deep", "greedy", "codes2d", "denoise", "vae")
 NOISES = ("mask", "gaussian", "salt_pepper")
@@ -103,41 +98,43 @@ NOISES = ("mask", "gaussian", "salt_pepper")
 
 @dataclasses.dataclass
 class AEFashionConfig:
-    data_dir: Optional[str] = None
-    parts: tuple[str, ...] = PARTS
-    seed: int = 0
+    data_dir: Optional[str] = None  # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
+    parts: tuple[str, ...] = option(PARTS, "the parts to run (comma-separated); a --resume may "
+                                    "run other parts, which updates their figures",
+                                    resumable=True)
+    seed: int = 0                        # seed of the initialisation and the batches
     max_train_examples: Optional[int] = None   # training subset (smoke runs)
     max_test_examples: Optional[int] = None    # test subset (smoke runs)
     devices: Optional[int] = None               # data parallelism: None all local devices, or N
     # every training
-    batch_size: int = 128
+    batch_size: int = 128                # examples per update
     learning_rate: float = 1e-3                 # Adam, cosine decay over each training
-    schedule: str = "cosine"
+    schedule: str = "cosine"             # learning-rate schedule (jdl.optim.make_schedule)
     activation: str = "relu"                    # hidden layers (codes are linear)
     loss: str = "squared"                       # squared | cross_entropy (reconstruction)
     eval_each_epoch: bool = True                # test error per epoch, for the curves only
     # deep autoencoder, end to end
-    deep_layers: tuple[int, ...] = (1000, 500, 250)
-    deep_code: int = 30
-    deep_epochs: int = 30
+    deep_layers: tuple[int, ...] = (1000, 500, 250)  # the deep AE's encoder layers
+    deep_code: int = 30                  # size of the deep autoencoder's code
+    deep_epochs: int = 30                # epochs of the deep autoencoder
     # greedy stacked pretraining + fine-tuning of the same network
     greedy_epochs: int = 3                      # per layer
-    finetune_epochs: int = 15
+    finetune_epochs: int = 15            # epochs of the fine-tuning
     # 2-D codes
-    codes2d_epochs: int = 10
-    knn_k: int = 10
-    precision_k: int = 10
-    scatter_points: int = 5000
+    codes2d_epochs: int = 10             # epochs of the 2-D code autoencoder
+    knn_k: int = 10                      # k of the k-nearest-neighbour classifier on the codes
+    precision_k: int = 10                # k of the retrieval precision@k
+    scatter_points: int = 5000           # test points drawn in the 2-D code scatter plot
     # denoising vs plain
-    denoise_layers: tuple[int, ...] = (500,)
-    denoise_code: int = 128
-    denoise_epochs: int = 10
+    denoise_layers: tuple[int, ...] = (500,)  # units of the denoising autoencoder's encoder layers
+    denoise_code: int = 128              # size of the denoising autoencoder's code
+    denoise_epochs: int = 10             # epochs of the denoising and the plain autoencoder
     noise: str = "mask"                         # mask | gaussian | salt_pepper
     noise_level: float = 0.3                    # p (mask, salt_pepper) or sigma (gaussian)
     # VAE
-    vae_hidden: tuple[int, ...] = (400,)
-    vae_latent: int = 20
-    vae_epochs: int = 15
+    vae_hidden: tuple[int, ...] = (400,)  # units of the VAE's hidden layers
+    vae_latent: int = 20                 # size of the VAE's latent code
+    vae_epochs: int = 15                 # epochs of the VAE
     vae_eval_samples: int = 10                  # Monte-Carlo samples of the test ELBO
     vae_iw_samples: int = 50                    # importance-weighted bound (0: skip)
     n_show: int = 10                            # images per row in the PNGs
@@ -158,6 +155,18 @@ class AEFashionConfig:
                 errs.append(f"{name} must be positive, got {getattr(self, name)}")
         if errs:
             raise ValueError("invalid configuration: " + "; ".join(errs))
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(AEFashionConfig, "ae_fashion", __doc__, checkpoints=True)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jdl.ae as ae  # noqa: E402
+from jdl import optim, plots  # noqa: E402
+from jdl.data import fashion_mnist  # noqa: E402
+from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder  # noqa: E402
+from jdl.train import create_state, evaluate, fit, make_eval_step, make_train_step  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -544,8 +553,6 @@ def run(cfg: AEFashionConfig, workdir: str, resume: bool = False, progress: bool
     cfg.validate()
     t_start = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(cfg), f, indent=2)
     summary_path = os.path.join(workdir, "summary.json")
     summary = {}
     if os.path.exists(summary_path):              # a run of some parts updates their figures
@@ -587,8 +594,7 @@ def run(cfg: AEFashionConfig, workdir: str, resume: bool = False, progress: bool
         print(f"[{part}] " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in s.items()), flush=True)
         summary["acceptance"] = acceptance(summary)
-        with open(summary_path, "w") as f:            # after each part: a killed run keeps it
-            json.dump(summary, f, indent=2)
+        write_part_summary(workdir, summary, resume)   # after each part: a killed run keeps it
 
     if shown:
         pca_name = f"PCA-{cfg.deep_code}"
@@ -604,24 +610,26 @@ def run(cfg: AEFashionConfig, workdir: str, resume: bool = False, progress: bool
     summary.pop("acceptance", None)
     summary["wall_time_s"] = time.perf_counter() - t_start
     summary["acceptance"] = acceptance(summary)
-    with open(summary_path, "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    return write_part_summary(workdir, summary, resume)
 
 
+def write_part_summary(workdir: str, summary: dict, resume: bool) -> dict:
+    """summary.json in jdl.run_dir's schema: the test figures are those of each part's final
+    model (``*_test_*`` keys); ``test`` holds the deep autoencoder's when it ran."""
+    deep = {k[len("deep_"):]: v for k, v in summary.items()
+            if k.startswith("deep_test") and isinstance(v, (int, float))}
+    summary.update({"experiment": "ae_fashion", "test": deep or None,
+                    "test_model": "final model of each part (keys *_test_*)",
+                    "resumed": bool(resume)})
+    summary.setdefault("wall_time_s", None)
+    return run_dir.write_summary(workdir, summary)
+
+
+@script("ae_fashion", AEFashionConfig)
 def main(argv=None):
-    cfg, ns = parse_args(AEFashionConfig, argv, __doc__)
-    try:
-        cfg.validate()
-    except ValueError as e:
-        sys.exit(f"ae_fashion: {e}")
-    workdir = ns.workdir or os.path.join("runs", "ae_fashion")
-    try:
-        s = run(cfg, workdir, resume=ns.resume, progress=not ns.no_progress)
-    except ValueError as e:
-        if "already holds checkpoints" not in str(e):
-            raise
-        sys.exit(f"ae_fashion: {e}")
+    cfg, ns = start(AEFashionConfig, "ae_fashion", argv, __doc__)
+    workdir = ns.workdir
+    s = run(cfg, workdir, resume=ns.resume, progress=not ns.no_progress)
     for name, check in s["acceptance"].items():
         figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                             for k, v in check.items() if k != "passed")

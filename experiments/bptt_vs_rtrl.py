@@ -35,7 +35,6 @@ n = 8, 16, 32, 64.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -43,35 +42,42 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jdl.data.sequences import adding_problem, delayed_echo  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
-from jdl.nn.recurrent import SequenceModel  # noqa: E402
-from jdl.rnn import bptt, rtrl  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import script  # noqa: E402
+from jdl.experiment import answer_help, start  # noqa: E402
 from jdl.sequence_experiment import (SequenceConfig, markdown_table, run_sequences,  # noqa: E402
                                      updates_per_batch)
 
 
 @dataclasses.dataclass
 class CompareConfig(SequenceConfig):
-    parts: str = "gradient,train,cost"
+    parts: str = "gradient,train,cost"   # comma-separated: gradient check, training, cost
     cell: str = "tanh"
     hidden: int = 16
-    T: int = 30
-    delay: int = 4
+    T: int = 30                       # frames per sequence
+    delay: int = 4                    # the echo's delay in frames: y(t) = u(t - delay)
     horizons: str = "2,8"             # truncated BPTT horizons N_t (frames)
-    train_size: int = 3200
+    train_size: int = 3200            # training sequences (a fixed draw: one epoch)
     batch_size: int = 32
     epochs: int = 6
     learning_rate: float = 3e-3
-    cost_hidden: str = "8,16,32,64"
+    cost_hidden: str = "8,16,32,64"   # the cost part: hidden sizes timed
     log_every: int = 25
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(CompareConfig, "bptt_vs_rtrl", __doc__, checkpoints=True)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import matplotlib  # noqa: E402
+matplotlib.use("Agg")  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+from jdl.nn.recurrent import SequenceModel  # noqa: E402
+from jdl.rnn import bptt, rtrl  # noqa: E402
 
 
 KEY = jax.random.PRNGKey(0)
@@ -92,7 +98,7 @@ def gradient_part(cfg) -> list:
     return rows
 
 
-def train_part(cfg, root, progress) -> dict:
+def train_part(cfg, root, progress, resume=False) -> dict:
     train = delayed_echo(cfg.train_size, cfg.T, cfg.delay, seed=cfg.seed)
     val = delayed_echo(500, cfg.T, cfg.delay, seed=cfg.seed + 1000)
     test = delayed_echo(1000, cfg.T, cfg.delay, seed=cfg.seed + 2000)
@@ -104,6 +110,7 @@ def train_part(cfg, root, progress) -> dict:
         rc = dataclasses.replace(cfg, rule=rule, horizon=h, schedule="constant")
         s = run_sequences(rc, train, val, test, os.path.join(root, name), num_outputs=1,
                           readout="all", loss="quadratic", progress=progress,
+                          resume=resume and run_dir.holds_run(os.path.join(root, name)),
                           title=f"delayed echo, {name}",
                           extra={"delay": cfg.delay,
                                  "updates_per_batch": updates_per_batch(rc, cfg.T, "all")})
@@ -149,10 +156,11 @@ def cost_part(cfg) -> list:
     return rows
 
 
+@script("bptt_vs_rtrl", CompareConfig)
 def main(argv=None) -> dict:
-    cfg, ns = parse_args(CompareConfig, argv, description=__doc__)
-    root = ns.workdir or os.path.join("runs", "bptt_vs_rtrl")
-    os.makedirs(root, exist_ok=True)
+    cfg, ns = start(CompareConfig, "bptt_vs_rtrl", argv, __doc__)
+    root = ns.workdir
+    t0 = time.perf_counter()
     parts = [p.strip() for p in cfg.parts.split(",")]
     summary = {}
     if "gradient" in parts:
@@ -161,7 +169,7 @@ def main(argv=None) -> dict:
         print(markdown_table(["cell", "parameters", "||g_RTRL - g_BPTT|| / ||g_BPTT|| (float32)"],
                              [[c, p, f"{r:.1e}"] for c, p, r in g]), flush=True)
     if "train" in parts:
-        t = train_part(cfg, root, not ns.no_progress)
+        t = train_part(cfg, root, not ns.no_progress, ns.resume)
         summary["train"] = {k: {kk: v for kk, v in s.items() if kk != "history"}
                             for k, s in t.items()}
         first = {k: s["history"][0]["val_loss"] for k, s in t.items()}
@@ -176,9 +184,10 @@ def main(argv=None) -> dict:
                               "RTRL / BPTT"],
                              [[n, P, f"{tb:.4f}", f"{tr:.4f}", f"{tr / tb:.1f}"]
                               for n, P, tb, tr in c]), flush=True)
-    with open(os.path.join(root, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    return run_dir.write_summary(root, {
+        "experiment": "bptt_vs_rtrl", "test": None,
+        "test_model": "per rule: best validation checkpoint, see train", "resumed": ns.resume,
+        "wall_time_s": time.perf_counter() - t0, **summary})
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ Result here: see BUILD_NOTES.md, "Recurrent networks".
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -44,20 +43,25 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.data.text import NGramModel, char_windows, load_char_corpus  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import option, script  # noqa: E402
+from jdl.experiment import start  # noqa: E402
 from jdl.sequence_experiment import SequenceConfig, markdown_table, run_sequences  # noqa: E402
 
 
 @dataclasses.dataclass
 class CharConfig(SequenceConfig):
     hidden: int = 256
-    seq_len: int = 64
-    eval_seq_len: int = 512             # also evaluate on the test text cut into these windows
+    seq_len: int = option(64, "characters per training window", low=2)
+    eval_seq_len: int = option(512, "also evaluate on the test text cut into these windows",
+                               low=2, resumable=True)
     batch_size: int = 32
     epochs: int = 5
     learning_rate: float = 2e-3
     schedule: str = "cosine"
-    max_order: int = 6
+    max_order: int = option(6, "the Kneser-Ney n-gram baselines: orders 1 to this", low=1)
+    loss: str = option("cross_entropy", "training loss (next character)",
+                       choices=("cross_entropy",))
     train_chars: int | None = None     # use only the first N training characters (quick runs)
     log_every: int = 50
 
@@ -73,10 +77,11 @@ def ngram_baselines(corpus, max_order: int) -> list:
     return rows
 
 
+@script("char_lm", CharConfig)
 def main(argv=None) -> dict:
-    cfg, ns = parse_args(CharConfig, argv, description=__doc__)
-    root = ns.workdir or os.path.join("runs", "char_lm")
-    os.makedirs(root, exist_ok=True)
+    cfg, ns = start(CharConfig, "char_lm", argv, __doc__)
+    root = ns.workdir
+    t0 = time.perf_counter()
     corpus = load_char_corpus()
     V = len(corpus.vocab)
     train_ids = corpus.train[: cfg.train_chars] if cfg.train_chars else corpus.train
@@ -92,7 +97,8 @@ def main(argv=None) -> dict:
     val = char_windows(corpus.val, cfg.seq_len)
     test = char_windows(corpus.test, cfg.seq_len)
     s = run_sequences(cfg, train, val, test, os.path.join(root, cfg.cell), num_outputs=V,
-                      readout="all", loss="cross_entropy", vocab_size=V, resume=ns.resume,
+                      readout="all", loss=cfg.loss, vocab_size=V,
+                      resume=ns.resume and run_dir.holds_run(os.path.join(root, cfg.cell)),
                       progress=not ns.no_progress, title=f"char LM {cfg.cell}",
                       extra={"vocab_size": V, "train_chars": int(len(train_ids))},
                       extra_tests={"long_windows": char_windows(corpus.test, cfg.eval_seq_len)})
@@ -110,14 +116,15 @@ def main(argv=None) -> dict:
         verdict = "below" if bpc < best[2] else "NOT below"
         print(f"[char_lm] {cfg.cell} on {name}: {bpc:.3f} bits/char, {verdict} the "
               f"{best[0]}-gram's {best[2]:.3f}")
-    summary = {"vocab_size": V, "ngram": [dict(zip(("order", "val_bpc", "test_bpc", "seconds"), r))
-                                          for r in grams],
+    summary = {"experiment": "char_lm", "test": {"bits_per_char": lstm_bpc, "loss": s["test_loss"],
+                                                   "bits_per_char_long_windows": long_bpc},
+               "test_model": f"{cfg.cell}: {s['test_model']}", "resumed": ns.resume,
+               "wall_time_s": time.perf_counter() - t0, "vocab_size": V,
+               "ngram": [dict(zip(("order", "val_bpc", "test_bpc", "seconds"), r)) for r in grams],
                "best_ngram_order": best[0], "best_ngram_test_bpc": best[2],
                "rnn_test_bpc": lstm_bpc, "rnn_test_bpc_long_windows": long_bpc, "rnn_val_bpc_best": s["best_epoch"]["val_loss"] / math.log(2),
                "rnn": {k: v for k, v in s.items() if k != "history"}}
-    with open(os.path.join(root, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    return run_dir.write_summary(root, summary)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ the benchmark's TensorFlow version scores 0.916).
 import dataclasses
 
 from jdl.experiment import ExperimentConfig, main
-from jdl.nn import FashionConvNet
 
 
 @dataclasses.dataclass
 class Config(ExperimentConfig):
-    dropout_rate: float = 0.4
+    dropout_rate: float = 0.4          # dropout before the classifier, in [0, 1)
     batch_size: int = 128
     epochs: int = 20
     learning_rate: float = 0.05
@@ -25,6 +24,7 @@ class Config(ExperimentConfig):
 
 
 def build_model(cfg: Config):
+    from jdl.nn import FashionConvNet   # here, not at the top: --help answers without importing JAX
     return FashionConvNet(dropout_rate=cfg.dropout_rate)
 
 

@@ -28,7 +28,6 @@ evaluation with other trainings on the cores (BUILD_NOTES.md, "RBMs and DBNs").
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -39,44 +38,51 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
 
-from jdl import optim, plots, rbm  # noqa: E402
-from jdl.ae.uses import precision_at_k  # noqa: E402
-from jdl.data import fashion_mnist  # noqa: E402
-from jdl.experiment import ExperimentConfig, parse_args  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import script  # noqa: E402
+from jdl.experiment import ExperimentConfig, answer_help, start  # noqa: E402
 from jdl.experiment import run as run_supervised  # noqa: E402
-from jdl.nn import MLP  # noqa: E402
-from jdl.rbm import dbn  # noqa: E402
 
 
 @dataclasses.dataclass
 class DBNFashionConfig:
-    data_dir: Optional[str] = None
-    layers: tuple[int, ...] = (500, 500, 2000)
-    seed: int = 0
+    data_dir: Optional[str] = None  # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
+    layers: tuple[int, ...] = (500, 500, 2000)  # hidden layers (RBMs in pretraining)
+    seed: int = 0                        # seed of the initialisation and the batches
     # greedy pretraining
-    pretrain_epochs: int = 10
-    pretrain_lr: float = 0.05
-    pretrain_momentum: float = 0.5
-    pretrain_l2: float = 2e-4
-    pretrain_batch_size: int = 100
-    k: int = 1
+    pretrain_epochs: int = 10            # epochs per RBM of the greedy pretraining
+    pretrain_lr: float = 0.05            # learning rate of the pretraining
+    pretrain_momentum: float = 0.5       # momentum of the pretraining
+    pretrain_l2: float = 2e-4            # weight cost of the pretraining
+    pretrain_batch_size: int = 100       # batch size of the pretraining
+    k: int = 1                           # Gibbs steps per update (CD-k / PCD-k)
     # fine-tuning
-    finetune_epochs: int = 30
+    finetune_epochs: int = 30            # epochs of the fine-tuning
     finetune_dropout: float = 0.0       # on each hidden layer (Srivastava et al. 2014)
     finetune_optimizer: str = "adam"    # adam | sgd (with finetune_momentum)
-    finetune_lr: float = 1e-3
-    finetune_momentum: float = 0.9
-    batch_size: int = 100
+    finetune_lr: float = 1e-3            # learning rate of the fine-tuning
+    finetune_momentum: float = 0.9       # momentum of SGD fine-tuning
+    batch_size: int = 100                # examples per update
     full_labels: bool = True            # fine-tune on the full labelled training set
     full_random_baseline: bool = False  # also train the full-label MLP from random init
     # small-label run
-    small_labels: int = 1000
-    small_epochs: int = 100
-    small_seeds: int = 3
+    small_labels: int = 1000             # labelled examples of the small-label runs
+    small_epochs: int = 100              # epochs of the small-label runs
+    small_seeds: int = 3                 # seeds (label draws) of the small-label runs
     max_train_examples: Optional[int] = None   # pretraining subset (smoke runs)
     devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(DBNFashionConfig, "dbn_fashion", __doc__, checkpoints=True)
+
+import jax  # noqa: E402
+from jdl import optim, plots, rbm  # noqa: E402
+from jdl.ae.uses import precision_at_k  # noqa: E402
+from jdl.data import fashion_mnist  # noqa: E402
+from jdl.nn import MLP  # noqa: E402
+from jdl.rbm import dbn  # noqa: E402
 
 
 def pixels(split) -> np.ndarray:
@@ -115,8 +121,6 @@ def finetune_config(cfg: DBNFashionConfig, small: bool, seed: int) -> Experiment
 def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: bool = True):
     t_start = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(cfg), f, indent=2)
     train = fashion_mnist.load("train", data_dir=cfg.data_dir)
     test = fashion_mnist.load("test", data_dir=cfg.data_dir)
     n_train = cfg.max_train_examples or len(train.images)
@@ -150,7 +154,9 @@ def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: boo
         init = (dbn.to_mlp_params(stack, 10, jax.random.PRNGKey(1000 + seed))
                 if pretrained else None)
         s = run_supervised(finetune_config(cfg, small, seed), model_fn,
-                           os.path.join(workdir, name), resume=resume, progress=progress,
+                           os.path.join(workdir, name),
+                           resume=resume and run_dir.holds_run(os.path.join(workdir, name)),
+                           progress=progress,
                            title=name, initial_params=init)
         print(f"{name}: test accuracy {s['test_accuracy']:.4f}")
         return s["test_accuracy"]
@@ -168,14 +174,18 @@ def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: boo
                     "small_random_init_mean": float(np.mean(rand)),
                     "small_gain_points": 100 * float(np.mean(pre) - np.mean(rand)),
                     "wall_time_s": time.perf_counter() - t_start})
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    return run_dir.write_summary(workdir, {
+        "experiment": "dbn_fashion",
+        "test": ({"accuracy": summary["full_pretrained"]} if "full_pretrained" in summary
+                 else None),
+        "test_model": "fine-tuned DBN on all labels, best validation checkpoint (full/); the "
+                      "small-label runs: small_*", "resumed": bool(resume), **summary})
 
 
+@script("dbn_fashion", DBNFashionConfig)
 def main(argv=None):
-    cfg, ns = parse_args(DBNFashionConfig, argv, __doc__)
-    workdir = ns.workdir or os.path.join("runs", "dbn_fashion")
+    cfg, ns = start(DBNFashionConfig, "dbn_fashion", argv, __doc__)
+    workdir = ns.workdir
     s = run(cfg, workdir, resume=ns.resume, progress=not ns.no_progress)
     if "full_pretrained" in s:
         line = f"dbn_fashion: fine-tuned DBN {s['full_pretrained']:.4f}"

@@ -13,16 +13,15 @@ The side-by-side against Keras 3: python benchmarks/keras_example_vs_keras.py
 import dataclasses
 
 from jdl.experiment import ExperimentConfig, main
-from jdl.nn import KerasExample
 
 
 @dataclasses.dataclass
 class Config(ExperimentConfig):
-    conv_depth: int = 32
-    kernel_size: int = 3
-    pool_size: int = 2
-    drop_prob: float = 0.25
-    hidden_size: int = 128
+    conv_depth: int = 32               # feature maps of each convolution
+    kernel_size: int = 3               # convolution kernels are kernel_size x kernel_size
+    pool_size: int = 2                 # max-pooling window
+    drop_prob: float = 0.25            # dropout rate, in [0, 1)
+    hidden_size: int = 128             # units of the dense hidden layer
     batch_size: int = 32
     epochs: int = 2
     learning_rate: float = 0.05
@@ -33,6 +32,7 @@ class Config(ExperimentConfig):
 
 
 def build_model(cfg: Config):
+    from jdl.nn import KerasExample   # here, not at the top: --help answers without importing JAX
     return KerasExample(conv_depth=cfg.conv_depth, kernel_size=cfg.kernel_size,
                         pool_size=cfg.pool_size, drop_prob=cfg.drop_prob,
                         hidden_size=cfg.hidden_size)

@@ -8,14 +8,15 @@ tanh, average pooling, no weight decay; 30 epochs) overfits and reaches 0.9030.
 """
 import dataclasses
 
-from jdl.experiment import ExperimentConfig, main
-from jdl.nn import LeNet5
+from jdl.command_line import option
+from jdl.experiment import ACTIVATIONS, ExperimentConfig, main
 
 
 @dataclasses.dataclass
 class Config(ExperimentConfig):
-    activation: str = "relu"   # the paper's scaled tanh + average pooling: --activation lecun_tanh --pool avg
-    pool: str = "max"
+    activation: str = option("relu", "activation; the paper's scaled tanh with average pooling: "
+                             "--activation lecun_tanh --pool avg", choices=ACTIVATIONS)
+    pool: str = option("max", "subsampling layers", choices=("max", "avg"))
     batch_size: int = 64
     epochs: int = 20
     l2: float = 2.5e-4         # beta * sum W^2 (weight decay 5e-4 in optax/PyTorch terms)
@@ -25,6 +26,7 @@ class Config(ExperimentConfig):
 
 
 def build_model(cfg: Config):
+    from jdl.nn import LeNet5   # here, not at the top: --help answers without importing JAX
     return LeNet5(activation=cfg.activation, pool=cfg.pool)
 
 

@@ -9,15 +9,15 @@ benchmark's MLPs score 0.883-0.900).
 import dataclasses
 from typing import Tuple
 
-from jdl.experiment import ExperimentConfig, main
-from jdl.nn import MLP
+from jdl.command_line import option
+from jdl.experiment import ACTIVATIONS, ExperimentConfig, main
 
 
 @dataclasses.dataclass
 class Config(ExperimentConfig):
-    hidden: Tuple[int, ...] = (1024, 1024)
-    activation: str = "relu"
-    dropout_rate: float = 0.3
+    hidden: Tuple[int, ...] = option((1024, 1024), "sizes of the hidden layers", low=1)
+    activation: str = option("relu", "activation of the hidden layers", choices=ACTIVATIONS)
+    dropout_rate: float = option(0.3, "dropout rate of the hidden layers, in [0, 1)")
     batch_size: int = 128
     epochs: int = 40
     learning_rate: float = 0.05
@@ -27,6 +27,7 @@ class Config(ExperimentConfig):
 
 
 def build_model(cfg: Config):
+    from jdl.nn import MLP   # here, not at the top: --help answers without importing JAX
     return MLP(hidden=cfg.hidden, activation=cfg.activation, dropout_rate=cfg.dropout_rate)
 
 

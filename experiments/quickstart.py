@@ -8,16 +8,16 @@ Result (10 epochs): digits test accuracy 0.986; Fashion-MNIST 0.889.
 import dataclasses
 from typing import Tuple
 
-from jdl.experiment import ExperimentConfig, main
-from jdl.nn import MLP
+from jdl.command_line import option
+from jdl.experiment import ACTIVATIONS, ExperimentConfig, main
 
 
 @dataclasses.dataclass
 class Config(ExperimentConfig):
     dataset: str = "auto"
-    hidden: Tuple[int, ...] = (256,)
-    activation: str = "relu"
-    dropout_rate: float = 0.1
+    hidden: Tuple[int, ...] = option((256,), "sizes of the hidden layers", low=1)
+    activation: str = option("relu", "activation of the hidden layers", choices=ACTIVATIONS)
+    dropout_rate: float = option(0.1, "dropout rate of the hidden layers, in [0, 1)")
     batch_size: int = 64
     epochs: int = 10
     learning_rate: float = 0.05
@@ -25,6 +25,7 @@ class Config(ExperimentConfig):
 
 
 def build_model(cfg: Config):
+    from jdl.nn import MLP   # here, not at the top: --help answers without importing JAX
     return MLP(hidden=cfg.hidden, activation=cfg.activation, dropout_rate=cfg.dropout_rate)
 
 

@@ -20,45 +20,53 @@ CD-10 vs PCD-1").
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
+import time
 import sys
 from typing import Optional
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
-from jdl import optim, rbm  # noqa: E402
-from jdl.data import binarize, fashion_mnist  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import script  # noqa: E402
+from jdl.experiment import answer_help, start  # noqa: E402
 
 RULES = {"cd1": (1, False), "cd10": (10, False), "pcd1": (1, True)}
 
 
 @dataclasses.dataclass
 class CDComparisonConfig:
-    data_dir: Optional[str] = None
-    rules: tuple[str, ...] = ("cd1", "cd10", "pcd1")
-    hidden: int = 200
-    epochs: int = 10
-    batch_size: int = 100
-    learning_rate: float = 0.05
-    momentum: float = 0.5
-    seed: int = 0
-    ais_chains: int = 100
-    ais_betas: int = 14500
-    ais_runs: int = 2
-    max_train_examples: Optional[int] = None
+    data_dir: Optional[str] = None  # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
+    rules: tuple[str, ...] = ("cd1", "cd10", "pcd1")  # rules compared: cd1 cd10 pcd1
+    hidden: int = 200                    # hidden units
+    epochs: int = 10                     # passes over the training set
+    batch_size: int = 100                # examples per update
+    learning_rate: float = 0.05          # learning rate
+    momentum: float = 0.5                # momentum of the updates, in [0, 1)
+    seed: int = 0                        # seed of the initialisation and the batches
+    ais_chains: int = 100                # AIS: chains per run
+    ais_betas: int = 14500               # AIS: intermediate temperatures per chain
+    ais_runs: int = 2                    # AIS: independent runs (their spread of log Z is reported)
+    max_train_examples: Optional[int] = None  # use only the first N training examples (smoke runs)
     devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(CDComparisonConfig, "rbm_cd_vs_pcd", __doc__, checkpoints=False)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jdl import optim, rbm  # noqa: E402
+from jdl.data import binarize, fashion_mnist  # noqa: E402
 
 
 def run(cfg: CDComparisonConfig, workdir: str, progress: bool = True) -> dict:
     unknown = [r for r in cfg.rules if r not in RULES]
     if unknown:
         raise ValueError(f"unknown rules {unknown}; known: {sorted(RULES)}")
+    t_start = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
     x_train = binarize(fashion_mnist.load("train", data_dir=cfg.data_dir).images)
     x_test = binarize(fashion_mnist.load("test", data_dir=cfg.data_dir).images)
@@ -85,15 +93,17 @@ def run(cfg: CDComparisonConfig, workdir: str, progress: bool = True) -> dict:
         print(f"{name}: AIS test log-likelihood {ll['log_likelihood']:.2f} nats "
               f"(log Z spread {ll['log_z_spread']:.2f}), {res.train_time / cfg.epochs:.1f} "
               f"s/epoch")
-    summary = {"config": dataclasses.asdict(cfg), "rules": rows}
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    return run_dir.write_summary(workdir, {
+        "experiment": "rbm_cd_vs_pcd", "test": None,
+        "test_model": "the final RBM of each rule: see rules", "resumed": False,
+        "wall_time_s": time.perf_counter() - t_start, "config": dataclasses.asdict(cfg),
+        "rules": rows})
 
 
+@script("rbm_cd_vs_pcd", CDComparisonConfig)
 def main(argv=None):
-    cfg, ns = parse_args(CDComparisonConfig, argv, __doc__)
-    workdir = ns.workdir or os.path.join("runs", "rbm_cd_vs_pcd")
+    cfg, ns = start(CDComparisonConfig, "rbm_cd_vs_pcd", argv, __doc__, checkpoints=False)
+    workdir = ns.workdir
     s = run(cfg, workdir, progress=not ns.no_progress)
     print(f"{'rule':8s}{'test LL (nats)':>16s}{'spread':>8s}{'s/epoch':>9s}")
     for name, r in s["rules"].items():

@@ -26,7 +26,6 @@ scikit-learn RBM features 0.9354, jdl RBM features 0.9482, jdl joint RBM by free
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -37,29 +36,36 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
-from jdl import optim, plots, rbm  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import script  # noqa: E402
+from jdl.experiment import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
 class RBMDigitsConfig:
-    hidden: int = 100
-    learning_rate: float = 0.06
-    batch_size: int = 10
-    epochs: int = 10
-    k: int = 1
-    persistent: bool = True
+    hidden: int = 100                    # hidden units
+    learning_rate: float = 0.06          # learning rate
+    batch_size: int = 10                 # examples per update
+    epochs: int = 10                     # passes over the training set
+    k: int = 1                           # Gibbs steps per update (CD-k / PCD-k)
+    persistent: bool = True              # persistent chains (PCD-k, Tieleman 2008), else CD-k
     c_rbm: float = 6000.0               # logistic regression's C on RBM features
     c_raw: float = 100.0                # on raw pixels
     joint_hidden: int = 200             # joint (image, label) RBM
-    joint_epochs: int = 30
-    joint_learning_rate: float = 0.05
-    joint_momentum: float = 0.5
-    seed: int = 0
+    joint_epochs: int = 30               # epochs of the joint RBM
+    joint_learning_rate: float = 0.05    # learning rate of the joint RBM
+    joint_momentum: float = 0.5          # momentum of the joint RBM
+    seed: int = 0                        # seed of the initialisation and the batches
     devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(RBMDigitsConfig, "rbm_digits", __doc__, checkpoints=False)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jdl import optim, plots, rbm  # noqa: E402
 
 
 def nudge(x):
@@ -138,14 +144,18 @@ def run(cfg: RBMDigitsConfig, workdir: str, progress: bool = False) -> dict:
     predicted = np.asarray(rbm.uses.classify(joint.state.params, jnp.asarray(x_test), 10))
     out["joint_rbm_free_energy"] = float(np.mean(predicted == y_test))
     out["wall_time_s"] = time.perf_counter() - t_start
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump({"config": dataclasses.asdict(cfg), **out}, f, indent=2)
+    run_dir.write_summary(workdir, {
+        "experiment": "rbm_digits", "test": {"accuracy": out["jdl_rbm"]},
+        "test_model": "jdl RBM features + logistic regression (final RBM); the other "
+                      "classifiers' accuracies are raw_pixels, sklearn_rbm, joint_rbm_free_energy",
+        "resumed": False, "config": dataclasses.asdict(cfg), **out})
     return out
 
 
+@script("rbm_digits", RBMDigitsConfig)
 def main(argv=None):
-    cfg, ns = parse_args(RBMDigitsConfig, argv, __doc__)
-    workdir = ns.workdir or os.path.join("runs", "rbm_digits")
+    cfg, ns = start(RBMDigitsConfig, "rbm_digits", argv, __doc__, checkpoints=False)
+    workdir = ns.workdir
     out = run(cfg, workdir, progress=not ns.no_progress)
     print("test accuracy on the nudged digits "
           f"({out['n_train']} train, {out['n_test']} test):")

@@ -19,7 +19,6 @@ squared error 0.0795 per pixel against 0.1767 for the training pixel means (BUIL
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -30,36 +29,43 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
-from jdl import optim, plots, rbm  # noqa: E402
-from jdl.data import binarize, fashion_mnist  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import script  # noqa: E402
+from jdl.experiment import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
 class RBMFashionConfig:
-    data_dir: Optional[str] = None
-    hidden: int = 500
+    data_dir: Optional[str] = None  # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
+    hidden: int = 500                    # hidden units
     k: int = 1                          # Gibbs steps per update
     persistent: bool = True             # PCD-k (else CD-k)
-    epochs: int = 20
-    batch_size: int = 100
-    learning_rate: float = 0.05
-    momentum: float = 0.5
+    epochs: int = 20                     # passes over the training set
+    batch_size: int = 100                # examples per update
+    learning_rate: float = 0.05          # learning rate
+    momentum: float = 0.5                # momentum of the updates, in [0, 1)
     l2: float = 1e-4                    # weight cost on W
     schedule: str = "cosine"            # constant | cosine | ... (jdl.optim.make_schedule)
-    seed: int = 0
+    seed: int = 0                        # seed of the initialisation and the batches
     sample_steps: int = 1000            # length of the Gibbs chains drawn for samples.png
-    n_samples: int = 100
-    completion_steps: int = 500
+    n_samples: int = 100                 # samples drawn for samples.png
+    completion_steps: int = 500          # Gibbs steps of each image completion
     completion_images: int = 1000       # test images completed for the squared error
-    ais_chains: int = 100
-    ais_betas: int = 14500
-    ais_runs: int = 3
+    ais_chains: int = 100                # AIS: chains per run
+    ais_betas: int = 14500               # AIS: intermediate temperatures per chain
+    ais_runs: int = 3                    # AIS: independent runs (their spread of log Z is reported)
     devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
-    max_train_examples: Optional[int] = None
+    max_train_examples: Optional[int] = None  # use only the first N training examples (smoke runs)
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(RBMFashionConfig, "rbm_fashion", __doc__, checkpoints=True)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jdl import optim, plots, rbm  # noqa: E402
+from jdl.data import binarize, fashion_mnist  # noqa: E402
 
 
 def completion_mask(image_shape=(28, 28), observed_rows: int = 14):
@@ -72,8 +78,6 @@ def completion_mask(image_shape=(28, 28), observed_rows: int = 14):
 def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: bool = True):
     t_start = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(cfg), f, indent=2)
     x_train = binarize(fashion_mnist.load("train", data_dir=cfg.data_dir).images)
     x_test = binarize(fashion_mnist.load("test", data_dir=cfg.data_dir).images)
     if cfg.max_train_examples:
@@ -126,7 +130,10 @@ def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: boo
                                 n_chains=cfg.ais_chains, n_betas=cfg.ais_betas,
                                 base_visible_bias=rbm.base_rate_bias(jnp.asarray(x_train)))
     pll = float(jnp.mean(rbm.pseudo_log_likelihood(params, x_test, jax.random.PRNGKey(1))))
-    summary = {"test_log_likelihood_ais": ll["log_likelihood"], "ais": ll,
+    summary = {"experiment": "rbm_fashion",
+               "test": {"log_likelihood": ll["log_likelihood"], "pseudo_log_likelihood": pll},
+               "test_model": "final RBM", "resumed": bool(resume),
+               "test_log_likelihood_ais": ll["log_likelihood"], "ais": ll,
                "test_pseudo_log_likelihood": pll,
                "test_reconstruction_error": float(rbm.uses.reconstruction_error(params, x_test)),
                "completion_squared_error": completion_se,
@@ -134,14 +141,13 @@ def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: boo
                "train_s_per_epoch": result.train_time / max(1, len(result.history)),
                "compile_time_s": result.compile_time,
                "wall_time_s": time.perf_counter() - t_start}
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    return run_dir.write_summary(workdir, summary)
 
 
+@script("rbm_fashion", RBMFashionConfig)
 def main(argv=None):
-    cfg, ns = parse_args(RBMFashionConfig, argv, __doc__)
-    workdir = ns.workdir or os.path.join("runs", "rbm_fashion")
+    cfg, ns = start(RBMFashionConfig, "rbm_fashion", argv, __doc__)
+    workdir = ns.workdir
     s = run(cfg, workdir, resume=ns.resume, progress=not ns.no_progress)
     print(f"rbm_fashion: AIS test log-likelihood {s['test_log_likelihood_ais']:.2f} nats "
           f"(log Z spread {s['ais']['log_z_spread']:.2f}) | pseudo-LL "

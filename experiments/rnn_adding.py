@@ -36,7 +36,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.data.sequences import ADDING_BASELINE_MSE, adding_problem  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
+from jdl.command_line import option, script  # noqa: E402
+from jdl.experiment import start  # noqa: E402
 from jdl.sequence_experiment import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
                                      run_models)
 
@@ -44,11 +45,12 @@ from jdl.sequence_experiment import (SequenceConfig, cells_of, markdown_table,  
 @dataclasses.dataclass
 class AddingConfig(SequenceConfig):
     models: str = "lstm,gru,tanh"      # comma-separated cells, trained one after the other
-    T: int = 200
+    T: int = option(200, "frames per sequence", low=2)
     hidden: int = 64
-    train_size: int = 20000            # sequences per epoch (a fixed draw)
-    val_size: int = 1000
-    test_size: int = 2000
+    train_size: int = option(20000, "training sequences (a fixed draw: one epoch)", low=1)
+    val_size: int = option(1000, "validation sequences", low=1)
+    test_size: int = option(2000, "test sequences", low=1)
+    loss: str = option("quadratic", "training loss (the task's)", choices=("quadratic",))
     epochs: int = 12
     schedule: str = "cosine"
     target: float = 0.01
@@ -61,20 +63,22 @@ def data(cfg: AddingConfig):
             adding_problem(cfg.test_size, cfg.T, seed=cfg.seed + 2000))
 
 
+@script("rnn_adding", AddingConfig)
 def main(argv=None) -> dict:
-    cfg, ns = parse_args(AddingConfig, argv, description=__doc__)
-    root = ns.workdir or os.path.join("runs", "rnn_adding")
+    cfg, ns = start(AddingConfig, "rnn_adding", argv, __doc__)
+    root = ns.workdir
     train, val, test = data(cfg)
 
     def report(cell, s):
         need = s["sequences_to_target"]
+        reached = (f"after {need} sequences" if need else
+                   f"not reached in {s['sequences_seen']} sequences")
         return (f"test MSE {s['test_loss']:.5f} (baseline {ADDING_BASELINE_MSE:.4f}); val MSE "
-                f"below {cfg.target} after {need if need else 'never, of ' + str(s['sequences_seen'])}"
-                f" sequences")
+                f"below {cfg.target} {reached}")
 
     results = run_models(cfg, cells_of(cfg.models), train, val, test, root, resume=ns.resume,
                          progress=not ns.no_progress, name="rnn_adding", report=report,
-                         num_outputs=1, readout="last", loss="quadratic",
+                         num_outputs=1, readout="last", loss=cfg.loss,
                          extra={"T": cfg.T, "baseline_mse": ADDING_BASELINE_MSE})
     print(markdown_table(
         ["model", "hidden", "test MSE", "baseline", f"sequences to val MSE < {cfg.target}",

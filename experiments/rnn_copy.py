@@ -32,23 +32,22 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax.numpy as jnp  # noqa: E402
-
 from jdl.data.sequences import copy_baseline, copy_task, copy_vocab_size  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
-from jdl.rnn import sequence_metrics  # noqa: E402
+from jdl.command_line import option, script  # noqa: E402
+from jdl.experiment import start  # noqa: E402
 from jdl.sequence_experiment import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
                                      run_models)
 
 
 @dataclasses.dataclass
 class CopyConfig(SequenceConfig):
-    models: str = "lstm,gru,tanh"
-    T: int = 100
+    models: str = "lstm,gru,tanh"      # comma-separated cells, trained one after the other
+    T: int = option(100, "delay: blank frames between the symbols and their recall", low=1)
     hidden: int = 128
-    train_size: int = 20000
-    val_size: int = 1000
-    test_size: int = 2000
+    train_size: int = option(20000, "training sequences (a fixed draw: one epoch)", low=1)
+    val_size: int = option(1000, "validation sequences", low=1)
+    test_size: int = option(2000, "test sequences", low=1)
+    loss: str = option("cross_entropy", "training loss (the task's)", choices=("cross_entropy",))
     epochs: int = 10
     log_every: int = 50
 
@@ -56,6 +55,9 @@ class CopyConfig(SequenceConfig):
 def recall_metrics(length: int = 10):
     """eval metrics: jdl.rnn.sequence_metrics plus the accuracy on the last ``length`` frames
     (the recalled symbols), weighted as the loss is."""
+    import jax.numpy as jnp
+    from jdl.rnn import sequence_metrics
+
     def metrics(outputs, targets, weights):
         correct = (jnp.argmax(outputs, axis=-1) == targets).astype(weights.dtype)
         w = weights[:, -length:]
@@ -64,9 +66,10 @@ def recall_metrics(length: int = 10):
     return metrics
 
 
+@script("rnn_copy", CopyConfig)
 def main(argv=None) -> dict:
-    cfg, ns = parse_args(CopyConfig, argv, description=__doc__)
-    root = ns.workdir or os.path.join("runs", "rnn_copy")
+    cfg, ns = start(CopyConfig, "rnn_copy", argv, __doc__)
+    root = ns.workdir
     train = copy_task(cfg.train_size, cfg.T, seed=cfg.seed)
     val = copy_task(cfg.val_size, cfg.T, seed=cfg.seed + 1000)
     test = copy_task(cfg.test_size, cfg.T, seed=cfg.seed + 2000)
@@ -76,18 +79,18 @@ def main(argv=None) -> dict:
     def report(cell, s):
         return (f"test cross-entropy {s['test_loss']:.4f} nats/frame (baseline {base:.4f}, "
                 f"ratio {s['test_loss'] / base:.3f}); recall accuracy "
-                f"{s['test_metrics']['recall_accuracy']:.4f} (chance 0.125)")
+                f"{s['test']['recall_accuracy']:.4f} (chance 0.125)")
 
     results = run_models(cfg, cells_of(cfg.models), train, val, test, root, resume=ns.resume,
                          progress=not ns.no_progress, name="rnn_copy", report=report,
-                         num_outputs=copy_vocab_size(), readout="all", loss="cross_entropy",
+                         num_outputs=copy_vocab_size(), readout="all", loss=cfg.loss,
                          vocab_size=copy_vocab_size(), eval_metrics=recall_metrics(),
                          extra={"T": cfg.T, "baseline": base})
     print(markdown_table(
         ["model", "hidden", "test CE (nats/frame)", "baseline 10 log 8/(T+20)", "CE / baseline",
          "recall accuracy", "sequences seen", "wall s"],
         [[c, s["hidden"], f"{s['test_loss']:.4f}", f"{base:.4f}", f"{s['test_loss'] / base:.3f}",
-          f"{s['test_metrics']['recall_accuracy']:.4f}", s["sequences_seen"], f"{s['wall_time_s']:.0f}"]
+          f"{s['test']['recall_accuracy']:.4f}", s["sequences_seen"], f"{s['wall_time_s']:.0f}"]
          for c, s in results.items()]))
     return results
 

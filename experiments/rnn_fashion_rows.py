@@ -21,29 +21,35 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from typing import ClassVar
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.data import train_val_split  # noqa: E402
 from jdl.data.sequences import fashion_rows  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
+from jdl.command_line import option, script  # noqa: E402
+from jdl.experiment import start  # noqa: E402
 from jdl.sequence_experiment import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
                                      run_models)
 
 
 @dataclasses.dataclass
 class RowsConfig(SequenceConfig):
-    models: str = "lstm"
+    models: str = "lstm"               # comma-separated cells, trained one after the other
+    loss: str = option("cross_entropy", "training loss", choices=("cross_entropy",))
+
+    UNUSED: ClassVar[tuple] = ("dataset", "val_split", "normalize")
     hidden: int = 128
     batch_size: int = 128
     epochs: int = 15
     schedule: str = "cosine"
 
 
+@script("rnn_fashion_rows", RowsConfig)
 def main(argv=None) -> dict:
-    cfg, ns = parse_args(RowsConfig, argv, description=__doc__)
-    root = ns.workdir or os.path.join("runs", "rnn_fashion_rows")
+    cfg, ns = start(RowsConfig, "rnn_fashion_rows", argv, __doc__)
+    root = ns.workdir
     tr = fashion_rows("train", data_dir=cfg.data_dir)
     te = fashion_rows("test", data_dir=cfg.data_dir)
     (xtr, ytr), (xva, yva) = train_val_split(tr["x"], tr["y"], cfg.val_fraction, seed=cfg.seed)
@@ -54,7 +60,7 @@ def main(argv=None) -> dict:
         cfg, cells_of(cfg.models), {"x": xtr, "y": ytr}, val, te, root, resume=ns.resume,
         progress=not ns.no_progress, name="rnn_fashion_rows",
         report=lambda c, s: f"test accuracy {s['test_accuracy']:.4f}",
-        num_outputs=10, readout="last", loss="cross_entropy")
+        num_outputs=10, readout="last", loss=cfg.loss)
     print(markdown_table(
         ["model", "hidden", "test accuracy", "best val accuracy (epoch)", "epochs", "wall s"],
         [[c, s["hidden"], f"{s['test_accuracy']:.4f}",

@@ -51,7 +51,6 @@ Which way ReLU goes depends on the draw: with --hidden 64 it explodes (1.3e4 at 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -59,17 +58,14 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jdl.data.sequences import adding_problem  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
-from jdl.nn.recurrent import ElmanCell, LSTMCell, SequenceModel  # noqa: E402
-from jdl.rnn import gradient_lags, plot_gradient_lags, scale_spectral_radius  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import script  # noqa: E402
+from jdl.experiment import answer_help, start  # noqa: E402
 
 # name -> (cell kind, activation, spectral radius of W_h or None for the default init)
 MODELS = {"tanh": ("elman", "tanh", None), "lstm": ("lstm", None, None),
@@ -80,11 +76,21 @@ LAGS = (1, 10, 50, 99)
 
 @dataclasses.dataclass
 class GradientsConfig:
-    models: tuple[str, ...] = tuple(MODELS)
-    T: int = 100
-    hidden: int = 32
-    sequences: int = 4
-    seed: int = 0
+    models: tuple[str, ...] = tuple(MODELS)  # the models measured (comma-separated)
+    T: int = 100                         # frames per sequence
+    hidden: int = 32                     # hidden units
+    sequences: int = 4                   # adding-problem sequences averaged over
+    seed: int = 0                        # seed of the initialisation and the batches
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(GradientsConfig, "rnn_gradients", __doc__, checkpoints=False)
+
+import jax  # noqa: E402
+jax.config.update("jax_enable_x64", True)  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jdl.nn.recurrent import ElmanCell, LSTMCell, SequenceModel  # noqa: E402
+from jdl.rnn import gradient_lags, plot_gradient_lags, scale_spectral_radius  # noqa: E402
 
 
 def build(name: str, cfg: GradientsConfig):
@@ -146,15 +152,16 @@ def run(cfg: GradientsConfig, workdir: str) -> dict:
     plot_gradient_lags(loss_curves, os.path.join(workdir, "loss_gradient_lags.png"),
                        ylabel="||dE/dX(T-k)||", title="gradient of the adding-problem loss")
     wall = time.perf_counter() - t0
-    summary = {"config": dataclasses.asdict(cfg), "wall_time_s": wall, "models": rows}
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    return run_dir.write_summary(workdir, {
+        "experiment": "rnn_gradients", "test": None,
+        "test_model": "initial parameters (nothing is trained)", "resumed": False,
+        "config": dataclasses.asdict(cfg), "wall_time_s": wall, "models": rows})
 
 
+@script("rnn_gradients", GradientsConfig)
 def main(argv=None):
-    cfg, ns = parse_args(GradientsConfig, argv, __doc__)
-    workdir = ns.workdir or os.path.join("runs", "rnn_gradients")
+    cfg, ns = start(GradientsConfig, "rnn_gradients", argv, __doc__, checkpoints=False)
+    workdir = ns.workdir
     s = run(cfg, workdir)
     lags = [k for k in LAGS if k < cfg.T]
     K = min(99, cfg.T - 1)

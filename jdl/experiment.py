@@ -7,6 +7,13 @@ An experiment script declares a config dataclass (subclassing :class:`Experiment
 metrics.jsonl, TensorBoard events, checkpoints/, summary.json and PNGs of the learning curves
 and first-layer filters.
 
+The workdir: a command whose workdir already holds a run is refused in one line before anything
+is loaded or written, unless ``--resume`` (the stored config.json must match but for the
+resumable fields: jdl.run_dir, jdl.command_line.RESUMABLE_ALWAYS) or ``--overwrite``;
+``--dataset auto`` is resolved once and recorded. Errors are one line and exit status 2
+(``--debug``: the traceback); ``--help`` lists each field with its documented meaning
+(jdl.command_line.option), choices and default, without importing JAX.
+
 ``--devices N`` trains data-parallel on the first N local devices (default: all of them) and
 ``--parallel sharded|pmap`` picks how (jdl.parallel); ``--batch-size`` is the global batch,
 split equally between the devices.
@@ -21,80 +28,83 @@ workdir).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
-import types
-import typing
-from typing import Callable, Optional
+from typing import Callable, ClassVar, Optional
 
-import jax
-import numpy as np
-
-from jdl import optim, plots
-from jdl.data import digits, fashion_mnist, fit_normalizer, train_val_split
-from jdl.parallel import distributed
-from jdl.train.guards import spec_of, tree_spec
-from jdl.train import (backprop, check_inputs, check_labels, evaluate, evaluate_fn, fit,
-                       init_state, make_eval_step, make_train_step, num_params)
+from jdl import run_dir
+from jdl.command_line import build_parser, check_fields, command, field_meta, option
 
 DATASETS = ("fashion_mnist", "mnist", "digits", "auto")
 PARALLEL_MODES = ("sharded", "pmap")
+SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine")
+ACTIVATIONS = ("gaussian", "heaviside", "identity", "lecun_tanh", "linear", "logistic", "relu",
+               "saturation", "sigmoid", "sign", "tanh", "threshold")   # jdl.nn.activations
+IMAGE_FIELDS = ("dataset", "data_dir", "val_fraction", "val_split", "normalize",
+                "max_train_examples")
 
 
 @dataclasses.dataclass
 class ExperimentConfig:
     """Fields shared by every supervised experiment (override any with --name value)."""
-    dataset: str = "fashion_mnist"      # fashion_mnist | mnist | digits | auto (fashion if installed)
-    data_dir: Optional[str] = None      # folder of IDX files (else $JDL_FASHION_MNIST_DIR, Debian's)
-    val_fraction: float = 0.1
-    val_split: str = "random"           # random (seeded) | last (Keras' validation_split)
-    normalize: str = "global"           # global | per_feature | none (then pixels / 255)
-    batch_size: int = 128
-    epochs: int = 10
-    optimizer: str = "sgd"              # sgd | adam
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = False
-    schedule: str = "cosine"            # constant | step | exponential | inverse_time | cosine
-    lr_every_epochs: float = 10.0       # step / exponential: decay period in epochs
-    lr_gamma: float = 0.1               # step / exponential: factor per period
-    lr_decay: float = 0.0               # inverse_time: lambda0 / (1 + decay * t)
-    l2: float = 0.0                     # beta of beta * sum W^2 (kernels only)
-    l1: float = 0.0                     # beta of beta * sum |W|
-    penalty_start_epoch: int = 0        # switch the penalties on after this many epochs
-    clip_norm: Optional[float] = None   # clip gradients by global norm
-    loss: str = "cross_entropy"         # cross_entropy | quadratic
-    seed: int = 0
-    checkpoint_every: Optional[int] = None  # steps; None: each epoch end only
-    keep: int = 3
-    patience: Optional[int] = None      # early stopping on val accuracy
-    log_every: int = 100
-    eval_batch_size: int = 1000
-    max_train_examples: Optional[int] = None  # subsample the training set (smoke runs)
-    devices: Optional[int] = None       # data parallelism: None all local devices, or the first N
-    parallel: str = "sharded"           # sharded (jit over a device mesh) | pmap
+    dataset: str = option("fashion_mnist", "the data set; auto: Fashion-MNIST if installed, else "
+                          "the digits (resolved once, recorded in config.json)", choices=DATASETS)
+    data_dir: Optional[str] = option(None, "folder of the IDX files; an error if it lacks them "
+                                     "(default: none: $JDL_FASHION_MNIST_DIR, else Debian's "
+                                     "folder)")
+    val_fraction: float = option(0.1, "share of the training set held out for validation")
+    val_split: str = option("random", "random: a seeded draw; last: the last examples (Keras' "
+                            "validation_split)", choices=("random", "last"))
+    normalize: str = option("global", "input scaling fitted on the training set: global mean/std, "
+                            "per pixel, or none (pixels / max)",
+                            choices=("global", "per_feature", "none"))
+    batch_size: int = option(128, "examples per update (the global batch, over all devices)")
+    epochs: int = option(10, "passes over the training set")
+    schedule_epochs: Optional[int] = option(None, "length of the learning-rate schedule in "
+                                            "epochs (default: none: epochs; a resume with more "
+                                            "epochs keeps the original length)", low=1)
+    optimizer: str = option("sgd", "the optimiser", choices=("sgd", "adam"))
+    learning_rate: float = option(0.05, "initial learning rate")
+    momentum: float = option(0.9, "SGD momentum, in [0, 1)")
+    nesterov: bool = option(False, "Nesterov momentum")
+    schedule: str = option("cosine", "learning-rate schedule over the run", choices=SCHEDULES)
+    lr_every_epochs: float = option(10.0, "step / exponential schedules: decay period in epochs")
+    lr_gamma: float = option(0.1, "step / exponential schedules: factor per period")
+    lr_decay: float = option(0.0, "inverse_time schedule: lambda of lr / (1 + lambda t)")
+    l2: float = option(0.0, "weight decay: beta of beta * sum W^2 (kernels only)")
+    l1: float = option(0.0, "beta of beta * sum |W| (kernels only)")
+    penalty_start_epoch: int = option(0, "switch the penalties on after this many epochs", low=0)
+    clip_norm: Optional[float] = option(None, "clip gradients to this global norm (none: no "
+                                        "clipping)")
+    loss: str = option("cross_entropy", "training loss", choices=("cross_entropy", "quadratic"))
+    seed: int = option(0, "seed of the initialisation, the validation split and the batches")
+    checkpoint_every: Optional[int] = option(None, "checkpoint every N steps (none: at each "
+                                             "epoch end only)")
+    keep: int = option(3, "checkpoints kept (plus the best)")
+    patience: Optional[int] = option(None, "early stopping: epochs without a better validation "
+                                     "score (none: off)")
+    log_every: int = option(100, "steps between logged training losses", low=1)
+    eval_batch_size: int = option(1000, "examples per evaluation batch", low=1)
+    max_train_examples: Optional[int] = option(None, "use only the first N training examples "
+                                               "(smoke runs)", low=1)
+    devices: Optional[int] = option(None, "data parallelism over the first N local devices "
+                                    "(none: all of them)")
+    parallel: str = option("sharded", "sharded: jit over a device mesh; pmap: one replica per "
+                           "device", choices=PARALLEL_MODES)
+
+    UNUSED: ClassVar[tuple] = ()   # fields the script does not use: no command-line option
 
     def validate(self) -> None:
         """Refuse invalid hyper-parameters before any work, with the field's name."""
-        errs = []
-        if self.dataset not in DATASETS:
-            errs.append(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        errs = check_fields(self)
         if not 0.0 <= self.val_fraction < 1.0:
             errs.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.val_split not in ("random", "last"):
-            errs.append(f"val_split must be 'random' or 'last', got {self.val_split!r}")
-        if self.normalize not in ("global", "per_feature", "none"):
-            errs.append(f"normalize must be global, per_feature or none, got {self.normalize!r}")
         if self.batch_size <= 0:
             errs.append(f"batch_size must be a positive integer, got {self.batch_size}")
         if self.epochs <= 0:
             errs.append(f"epochs must be a positive integer, got {self.epochs}")
-        if self.optimizer not in ("sgd", "adam"):
-            errs.append(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if not self.learning_rate > 0:
             errs.append(f"learning_rate must be > 0, got {self.learning_rate}")
         if not 0.0 <= self.momentum < 1.0:
@@ -114,8 +124,6 @@ class ExperimentConfig:
             errs.append(f"keep must be >= 1, got {self.keep}")
         if self.devices is not None and self.devices < 1:
             errs.append(f"devices must be >= 1 or None (all local devices), got {self.devices}")
-        if self.parallel not in PARALLEL_MODES:
-            errs.append(f"parallel must be one of {PARALLEL_MODES}, got {self.parallel!r}")
         if self.devices is not None and self.batch_size > 0 and self.batch_size % self.devices:
             errs.append(f"batch_size {self.batch_size} (the global batch) must be a multiple of "
                         f"devices ({self.devices})")
@@ -129,11 +137,23 @@ class ExperimentConfig:
 
 
 # --- data -------------------------------------------------------------------------------------
+def resolve_dataset(cfg: ExperimentConfig) -> str:
+    """The data set ``cfg`` names, 'auto' resolved: Fashion-MNIST when its files are found (in
+    ``cfg.data_dir`` when given), else the digits."""
+    if cfg.dataset != "auto":
+        return cfg.dataset
+    from jdl.data import fashion_mnist
+    if cfg.data_dir is not None:
+        fashion_mnist.find_dir("fashion_mnist", cfg.data_dir)   # an explicit folder must hold it
+        return "fashion_mnist"
+    return "fashion_mnist" if fashion_mnist.is_available() else "digits"
+
+
 def load_data(cfg: ExperimentConfig):
     """((x_train, y_train), (x_val, y_val), (x_test, y_test), name) as float32 NHWC, int32."""
-    name = cfg.dataset
-    if name == "auto":
-        name = "fashion_mnist" if fashion_mnist.is_available(data_dir=cfg.data_dir) else "digits"
+    import numpy as np
+    from jdl.data import digits, fashion_mnist, fit_normalizer, train_val_split
+    name = resolve_dataset(cfg)
     if name == "digits":
         tr, te = digits.load("train", seed=0), digits.load("test", seed=0)
         scale = 16.0
@@ -153,8 +173,12 @@ def load_data(cfg: ExperimentConfig):
 
 
 def build_optimizer(cfg: ExperimentConfig, steps_per_epoch: int):
+    """The optimiser of ``cfg``; its schedule spans ``cfg.schedule_epochs`` (default
+    ``cfg.epochs``) epochs of ``steps_per_epoch`` updates."""
+    from jdl import optim
+    epochs = getattr(cfg, "schedule_epochs", None) or cfg.epochs
     lr = optim.make_schedule(cfg.schedule, cfg.learning_rate,
-                             total_steps=cfg.epochs * steps_per_epoch,
+                             total_steps=epochs * steps_per_epoch,
                              every=max(1, int(round(cfg.lr_every_epochs * steps_per_epoch))),
                              gamma=cfg.lr_gamma, decay=cfg.lr_decay)
     common = dict(l2=cfg.l2, l1=cfg.l1, penalty_start_step=cfg.penalty_start_epoch * steps_per_epoch,
@@ -173,14 +197,84 @@ def _first_kernel(params):
     return None
 
 
+# --- the run directory -------------------------------------------------------------------------
+def resumable_fields(cfg, stretch_schedule: bool = False) -> set:
+    """The fields of ``cfg`` a resumed run may change (jdl.command_line.RESUMABLE_ALWAYS and
+    the fields declared resumable; schedule_epochs too with ``stretch_schedule``)."""
+    names = {f.name for f in dataclasses.fields(cfg) if field_meta(type(cfg), f.name)["resumable"]}
+    return names | ({"schedule_epochs"} if stretch_schedule else set())
+
+
+def prepare_run(cfg, workdir: str, *, resume: bool = False, overwrite: bool = False,
+                stretch_schedule: bool = False, can_resume: bool = True):
+    """Check that a run of ``cfg`` may use ``workdir`` as asked (jdl.run_dir.check), before
+    anything is loaded or written; returns (cfg, stored config or None). On resume the returned
+    cfg takes the stored data set (an 'auto' resolved when the run started) and, unless
+    ``stretch_schedule``, pins the schedule's length to the stored run's epochs."""
+    stored = run_dir.read_config(workdir) if resume else None
+    if getattr(cfg, "dataset", None) == "auto":
+        recorded = stored and (stored.get("resolved_dataset") or stored.get("dataset"))
+        cfg = dataclasses.replace(cfg, dataset=recorded if recorded not in (None, "auto")
+                                  else resolve_dataset(cfg))
+    if stored and hasattr(cfg, "schedule_epochs"):
+        if stretch_schedule:
+            cfg = dataclasses.replace(cfg, schedule_epochs=None)
+        elif cfg.schedule_epochs is None:
+            cfg = dataclasses.replace(cfg, schedule_epochs=stored.get("schedule_epochs")
+                                      or stored.get("epochs"))
+    resumable = resumable_fields(cfg, stretch_schedule)
+    if stored and getattr(cfg, "schedule_epochs", None) == (stored.get("schedule_epochs")
+                                                           or stored.get("epochs")):
+        resumable.add("schedule_epochs")   # None there meant the stored run's epochs
+    stored = run_dir.check(workdir, dataclasses.asdict(cfg), resume=resume, overwrite=overwrite,
+                           resumable=resumable, can_resume=can_resume)
+    return cfg, stored
+
+
+def select_and_test(result, workdir: str | None, eval_step, test_data: dict, batch_size: int,
+                    extra_tests: dict | None = None) -> dict:
+    """Test metrics of the model a run reports: the checkpoint with the best validation score
+    when the run validated and kept one (``result.best``), else the final state. Returns
+    {'test': metrics, 'test_model': which, 'final_test': metrics of the final state,
+    'extra_tests': {name: metrics} of ``extra_tests`` evaluated with the same model}."""
+    from jdl.train import Checkpoints, evaluate
+    final = evaluate(eval_step, result.state, test_data, batch_size)
+    test, chosen, state = final, "final state", result.state
+    if result.best is not None and workdir is not None and "val_loss" in result.best:
+        chosen = f"best validation checkpoint (epoch {result.best['epoch']})"
+        if result.best["step"] != int(result.state.step):   # an earlier checkpoint: restore it
+            ck = Checkpoints(os.path.join(workdir, "checkpoints"))
+            try:
+                state, _ = ck.restore(ck.best_step(), result.state, which="best")
+            finally:
+                ck.close()
+            test = evaluate(eval_step, state, test_data, batch_size)
+    extra = {name: evaluate(eval_step, state, data, batch_size)
+             for name, data in (extra_tests or {}).items()}
+    return {"test": test, "test_model": chosen, "final_test": final, "extra_tests": extra}
+
+
 # --- the run ---------------------------------------------------------------------------------
 def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool = False,
         resume_step: int | None = None, progress: bool = True, title: str = "",
-        initial_params=None) -> dict:
-    """Train ``build_model(cfg)`` as ``cfg`` says and evaluate it; returns the summary dict.
-    ``initial_params`` (a params pytree shaped like the model's, e.g. from a pretrained DBN,
-    ``jdl.rbm.dbn.to_mlp_params``) replaces the random initialisation."""
+        initial_params=None, *, overwrite: bool = False, stretch_schedule: bool = False) -> dict:
+    """Train ``build_model(cfg)`` as ``cfg`` says and evaluate it; returns the summary dict
+    (jdl.run_dir's schema; test metrics of the best-validation checkpoint, or of the final
+    state without validation data). ``initial_params`` (a params pytree shaped like the
+    model's, e.g. from a pretrained DBN, ``jdl.rbm.dbn.to_mlp_params``) replaces the random
+    initialisation. A workdir that already holds a run is refused unless ``resume`` (same
+    config but for the resumable fields) or ``overwrite``: see jdl.run_dir."""
     cfg.validate()
+    resume = resume or resume_step is not None
+    cfg, stored = prepare_run(cfg, workdir, resume=resume, overwrite=overwrite,
+                              stretch_schedule=stretch_schedule)
+    import jax   # after the checks: a refused command answers at once
+    from jdl import plots
+    from jdl.parallel import distributed
+    from jdl.train import (backprop, check_inputs, check_labels, evaluate_fn, fit, init_state,
+                           make_eval_step, make_train_step, num_params)
+    from jdl.train.guards import spec_of, tree_spec
+
     t0 = time.perf_counter()
     (xtr, ytr), (xva, yva), (xte, yte), dataset = load_data(cfg)
     model = build_model(cfg)
@@ -207,11 +301,9 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
     eval_step = make_eval_step(evaluate_fn(model, loss=cfg.loss))
 
     main_process = distributed.is_main_process()  # several hosts: process 0 writes the outputs
-    os.makedirs(workdir, exist_ok=True)
     if main_process:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump({**dataclasses.asdict(cfg), "resolved_dataset": dataset,
-                       "model": repr(model)}, f, indent=2)
+        run_dir.begin(workdir, dataclasses.asdict(cfg), stored=stored, overwrite=overwrite,
+                      extra={"resolved_dataset": dataset, "model": repr(model)})
     has_val = len(xva) > 0
     result = fit(step, state, {"x": xtr, "y": ytr}, epochs=cfg.epochs, batch_size=cfg.batch_size,
                  eval_step=eval_step, val_data={"x": xva, "y": yva} if has_val else None,
@@ -219,10 +311,11 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
                  keep=cfg.keep, patience=cfg.patience, resume=resume, resume_step=resume_step,
                  log_every=cfg.log_every, progress=progress, num_classes=num_classes,
                  eval_batch_size=cfg.eval_batch_size, devices=cfg.devices, parallel=cfg.parallel)
-    test = evaluate(eval_step, result.state, {"x": xte, "y": yte}, cfg.eval_batch_size)
-    summary = {
-        "experiment": title, "dataset": dataset, "test_accuracy": test.get("accuracy"),
-        "test_loss": test["loss"], "final_epoch": result.history[-1] if result.history else None,
+    tested = select_and_test(result, workdir, eval_step, {"x": xte, "y": yte},
+                             cfg.eval_batch_size)
+    summary = run_dir.summary_record({
+        "experiment": title, "dataset": dataset, **tested,
+        "final_epoch": result.history[-1] if result.history else None,
         "best_epoch": result.best, "stopped_early": result.stopped_early,
         "num_params": num_params(result.state.params), "wall_time_s": time.perf_counter() - t0,
         "fit_wall_time_s": result.wall_time, "compile_time_s": result.compile_time,
@@ -230,11 +323,10 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
         "steps": int(result.state.step), "devices": [str(d) for d in jax.devices()],
         "num_devices": result.num_devices, "parallel": cfg.parallel,
         "resumed": bool(resume), "num_processes": jax.process_count(),
-    }
+    })
     if not main_process:
         return summary
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    run_dir.write_summary(workdir, summary)
     if result.history:
         plots.plot_learning_curves(result.history, os.path.join(workdir, "learning_curves.png"), title)
     kernel = _first_kernel(result.state.params)
@@ -245,38 +337,16 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
 
 
 # --- command line ----------------------------------------------------------------------------
-def _parse_value(tp, text: str):
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or origin is types.UnionType:   # Optional[int] or int | None
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if text.lower() in ("none", "null"):
-            return None
-        return _parse_value(args[0], text)
-    if origin in (tuple, list):
-        (inner, *_) = typing.get_args(tp) or (int,)
-        return tuple(_parse_value(inner, t) for t in text.replace(",", " ").split())
-    if tp is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
-    return tp(text)
-
-
-def parse_args(config_cls, argv=None, description: str = ""):
-    """argparse over every field of ``config_cls`` (``--batch-size 64`` or ``--batch_size 64``),
-    plus --workdir, --resume, --resume-step, --no-progress, and the multi-host flags
+def parse_args(config_cls, argv=None, description: str = "", checkpoints: bool = True,
+               prog: str | None = None):
+    """The command line of ``config_cls`` (jdl.command_line.build_parser: one documented option
+    per field the script uses, --workdir, --overwrite, --debug, --no-progress, and
+    --resume, --resume-step, --stretch-schedule when ``checkpoints``), plus the multi-host flags
     --coordinator-address, --num-processes, --process-id: when any of them (or one of the
     JDL_* environment variables they default to) is given, this process joins the run with
-    ``jdl.parallel.distributed.initialize`` right here, before any JAX computation."""
-    hints = typing.get_type_hints(config_cls)
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workdir", default=None, help="output folder (default runs/<experiment>)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    p.add_argument("--resume-step", type=int, default=None, help="continue from this checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ``jdl.parallel.distributed.initialize`` right here, before any JAX computation. Returns
+    (config, namespace); a value outside a field's choices exits with one line (status 2)."""
+    p = build_parser(config_cls, description, checkpoints=checkpoints, prog=prog)
     g = p.add_argument_group("several hosts (jax.distributed; one command per process)")
     g.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
                    help="address of process 0 (default $JDL_COORDINATOR_ADDRESS)")
@@ -284,15 +354,13 @@ def parse_args(config_cls, argv=None, description: str = ""):
                    help="number of processes (default $JDL_NUM_PROCESSES)")
     g.add_argument("--process-id", type=int, default=None, metavar="I",
                    help="this process, 0 to N-1 (default $JDL_PROCESS_ID)")
-    for f in dataclasses.fields(config_cls):
-        tp = hints[f.name]
-        p.add_argument(f"--{f.name.replace('_', '-')}", f"--{f.name}", dest=f.name,
-                       type=lambda s, tp=tp: _parse_value(tp, s), default=f.default,
-                       metavar=getattr(tp, "__name__", "VALUE").upper(),
-                       help=f"(default: {f.default})")
     ns = p.parse_args(argv)
+    cfg = config_cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(config_cls)
+                        if hasattr(ns, f.name)})
+    errs = check_fields(cfg)
+    if errs:   # choices and bounds: before any data is loaded
+        p.error("; ".join(errs))
     initialize_distributed(ns)
-    cfg = config_cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(config_cls)})
     return cfg, ns
 
 
@@ -300,6 +368,7 @@ def initialize_distributed(ns) -> tuple[int, int] | None:
     """Join a multi-process run when the parsed flags or the JDL_* environment ask for one
     (idempotent); returns (process index, process count), or None (and starts nothing, not
     even the JAX backend) when none is asked for."""
+    from jdl.parallel import distributed
     args = dict(coordinator_address=getattr(ns, "coordinator_address", None),
                 num_processes=getattr(ns, "num_processes", None),
                 process_id=getattr(ns, "process_id", None))
@@ -308,21 +377,59 @@ def initialize_distributed(ns) -> tuple[int, int] | None:
     return None
 
 
-def main(config_cls, build_model: Callable, name: str, argv=None, description: str = "") -> dict:
-    cfg, ns = parse_args(config_cls, argv, description)
-    initialize_distributed(ns)
-    try:
+def is_main_process() -> bool:
+    from jdl.parallel import distributed
+    return distributed.is_main_process()
+
+
+def answer_help(config_cls, name: str, description: str = "", checkpoints: bool = True,
+                argv=None) -> None:
+    """Print the script's --help and exit when the command line asks for it: a script calls
+    this before its heavy imports (JAX, the models), so that --help answers at once."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        parse_args(config_cls, ["--help"], description, checkpoints=checkpoints, prog=name)
+
+
+def start(config_cls, name: str, argv=None, description: str = "", checkpoints: bool = True):
+    """The start of a script with its own main: parse the command line (:func:`parse_args`),
+    validate the config, check the workdir (``--workdir``, default runs/<name>) as
+    jdl.run_dir says (refuse, resume, overwrite) and write its config.json. Returns (config,
+    namespace) with ``ns.workdir`` set and ``ns.resume`` true for --resume or --resume-step.
+    Wrap the main in :func:`jdl.command_line.script` for one-line errors."""
+    cfg, ns = parse_args(config_cls, argv, description, checkpoints=checkpoints, prog=name)
+    if hasattr(cfg, "validate"):
         cfg.validate()
-    except ValueError as e:
-        sys.exit(f"{name}: {e}")
-    workdir = ns.workdir or os.path.join("runs", name)
-    summary = run(cfg, build_model, workdir, resume=ns.resume or ns.resume_step is not None,
-                  resume_step=ns.resume_step, progress=not ns.no_progress, title=name)
-    acc = summary["test_accuracy"]
-    if not distributed.is_main_process():
+    ns.workdir = ns.workdir or os.path.join("runs", name)
+    ns.resume = bool(ns.resume or ns.resume_step is not None)
+    cfg, stored = prepare_run(cfg, ns.workdir, resume=ns.resume, overwrite=ns.overwrite,
+                              stretch_schedule=ns.stretch_schedule, can_resume=checkpoints)
+    if is_main_process():
+        run_dir.begin(ns.workdir, dataclasses.asdict(cfg), stored=stored, overwrite=ns.overwrite)
+    return cfg, ns
+
+
+def main(config_cls, build_model: Callable, name: str, argv=None, description: str = "") -> dict:
+    """The command line of a supervised experiment: parse, validate, :func:`run` in
+    ``--workdir`` (default runs/<name>), print one line of results. Errors are one line and
+    exit status 2 (jdl.command_line.command; --debug shows the traceback)."""
+    with command(name, config_cls, argv):
+        cfg, ns = parse_args(config_cls, argv, description, prog=name)
+        cfg.validate()
+        workdir = ns.workdir or os.path.join("runs", name)
+        summary = run(cfg, build_model, workdir, resume=ns.resume, resume_step=ns.resume_step,
+                      progress=not ns.no_progress, title=name, overwrite=ns.overwrite,
+                      stretch_schedule=ns.stretch_schedule)
+    if not is_main_process():
         return summary
-    print(f"{name}: test accuracy {acc:.4f} on {summary['dataset']} | "
-          f"{summary['num_params']:,} params | wall {summary['wall_time_s']:.1f}s "
-          f"(compile {summary['compile_time_s']:.2f}s, {summary['samples_per_s']:.0f} samples/s) | "
-          f"outputs in {workdir}")
+    acc, loss = summary["test_accuracy"], summary["test_loss"]
+    figure = f"test accuracy {acc:.4f}" if acc is not None else f"test loss {loss:.4f}"
+    print(f"{name}: {figure} ({summary['test_model']}) on "
+          f"{summary['dataset']} | {summary['num_params']:,} params | wall "
+          f"{summary['wall_time_s']:.1f}s (compile {summary['compile_time_s']:.2f}s, "
+          f"{summary['samples_per_s']:.0f} samples/s) | outputs in {workdir}")
+    if summary["dataset"] == "digits" and getattr(cfg, "dataset", None) == "auto":
+        print(f"{name}: trained on scikit-learn's digits because Fashion-MNIST was not found; "
+              f"to get it: sudo apt-get install dataset-fashion-mnist (or --data-dir DIR with "
+              f"its four IDX files), then run with a new --workdir", flush=True)
     return summary

@@ -53,10 +53,19 @@ def filter_images(kernel, input_shape=None, max_filters: int = 64) -> np.ndarray
     return imgs[:max_filters]
 
 
+def filters_title(title: str, shown: int, units: int) -> str:
+    """``title`` plus how many of the layer's units the grid shows, when not all of them."""
+    if shown >= units:
+        return title
+    return f"{title} (the first {shown} of {units} units)".strip()
+
+
 def plot_filters(kernel, path: str, input_shape=None, max_filters: int = 64, title: str = "") -> None:
-    """Grid of first-layer filters, each scaled to its own range (grey: negative..positive)."""
+    """Grid of first-layer filters, each scaled to its own range (grey: negative..positive);
+    the title says so when the layer has more units than the ``max_filters`` shown."""
     imgs = filter_images(kernel, input_shape, max_filters)
     n = len(imgs)
+    title = filters_title(title, n, int(np.shape(kernel)[-1]))
     cols = min(n, 8)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1 + 0.4), squeeze=False)

@@ -13,25 +13,18 @@ with ``resume=True``), summary.json and learning_curves.png.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
-from typing import Callable, Optional
+from typing import Callable, ClassVar, Optional
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from jdl import plots
-from jdl.data.sequences import one_hot
-from jdl.experiment import ExperimentConfig, build_optimizer
-from jdl.nn.recurrent import SequenceModel
-from jdl.rnn import bptt, evaluate_fn, rtrl, rtrl_step, truncated_bptt, truncated_bptt_step
-from jdl.train import (Checkpoints, evaluate, fit, init_state, make_eval_step, make_train_step,
-                       num_params)
+from jdl import run_dir
+from jdl.command_line import option
+from jdl.experiment import (IMAGE_FIELDS, ExperimentConfig, build_optimizer, prepare_run,
+                            select_and_test)
 
 RULES = ("bptt", "truncated", "truncated_online", "rtrl", "rtrl_online")
+CELLS = ("lstm", "gru", "tanh", "irnn", "elman")   # jdl.nn.recurrent.SequenceModel
 
 
 @dataclasses.dataclass
@@ -43,26 +36,25 @@ class SequenceConfig(ExperimentConfig):
     'truncated_online' (one update per chunk), 'rtrl' (forward sensitivities, gradient equal
     to BPTT's), 'rtrl_online' (one update per frame).
     """
-    cell: str = "lstm"                  # lstm | gru | tanh | irnn | elman
-    hidden: int = 128
-    rule: str = "bptt"
-    horizon: Optional[int] = None       # truncated BPTT's N_t (frames)
+    cell: str = option("lstm", "the recurrent cell", choices=CELLS)
+    hidden: int = option(128, "units of the recurrent layer", low=1)
+    rule: str = option("bptt", "the training rule (see the class docstring)", choices=RULES)
+    horizon: Optional[int] = option(None, "truncated BPTT's N_t (frames)", low=1)
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     schedule: str = "constant"
     clip_norm: Optional[float] = 1.0
     batch_size: int = 64
-    target: Optional[float] = None      # report the first epoch whose val loss is below this
+    target: Optional[float] = option(None, "report the first epoch whose validation loss is "
+                                     "below this")
+
+    UNUSED: ClassVar[tuple] = IMAGE_FIELDS   # the scripts make their own sequences
 
     def validate(self) -> None:
         super().validate()
         errs = []
-        if self.rule not in RULES:
-            errs.append(f"rule must be one of {RULES}, got {self.rule!r}")
         if self.rule.startswith("truncated") and (self.horizon is None or self.horizon < 1):
             errs.append(f"rule {self.rule!r} needs a positive horizon, got {self.horizon}")
-        if self.hidden <= 0:
-            errs.append(f"hidden must be positive, got {self.hidden}")
         if errs:
             raise ValueError("invalid configuration: " + "; ".join(errs))
 
@@ -73,6 +65,9 @@ def one_hot_inputs(fn: Callable, vocab_size: int, x_key: str = "x", position: in
     2 for grad_fn(params, model_state, batch, rng) and eval_fn(params, model_state, batch), 1
     for a train step(state, batch). A one-hot input times W_x is an embedding lookup, so a
     recurrent net on tokens needs no separate embedding layer."""
+    import jax
+    import jax.numpy as jnp
+
     def wrapped(*args):
         args = list(args)
         batch = dict(args[position])
@@ -84,6 +79,8 @@ def one_hot_inputs(fn: Callable, vocab_size: int, x_key: str = "x", position: in
 
 def build_step(cfg: SequenceConfig, model, tx, loss: str, vocab_size: int | None = None):
     """The train step of ``cfg.rule`` for ``model`` with optimiser ``tx``."""
+    from jdl.rnn import bptt, rtrl, rtrl_step, truncated_bptt, truncated_bptt_step
+    from jdl.train import make_train_step
     if cfg.rule in ("bptt", "truncated", "rtrl"):
         grad_fn = {"bptt": lambda: bptt(model, loss),
                    "truncated": lambda: truncated_bptt(model, cfg.horizon, loss),
@@ -116,21 +113,35 @@ def first_below(history: list, key: str, target: float | None):
 
 
 def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict, workdir: str,
-                  *, num_outputs: int, readout: str, loss: str, vocab_size: int | None = None,
-                  resume: bool = False, progress: bool = True, title: str = "",
-                  extra: dict | None = None, eval_metrics: Callable | None = None,
-                  extra_tests: dict | None = None) -> dict:
+                  *, num_outputs: int, readout: str, loss: str | None = None,
+                  vocab_size: int | None = None, resume: bool = False, progress: bool = True,
+                  title: str = "", extra: dict | None = None,
+                  eval_metrics: Callable | None = None, extra_tests: dict | None = None,
+                  overwrite: bool = False, stretch_schedule: bool = False) -> dict:
     """Train ``SequenceModel(cfg.cell, cfg.hidden, num_outputs, readout)`` on ``train`` by
-    ``cfg.rule``; validate each epoch on ``val``; evaluate on ``test``. Returns the summary
-    (also written to workdir/summary.json): test loss (and accuracy for integer targets) of the
-    checkpoint with the best validation loss (of the final parameters without ``val``; those
-    are in ``final_test_metrics`` either way), the
-    sequences seen, the first epoch whose validation loss is below ``cfg.target`` and the
-    sequences seen by then (``sequences_to_target``), timings. ``eval_metrics(outputs, targets,
-    weights) -> dict`` replaces jdl.rnn.sequence_metrics at evaluation (validation and test).
-    ``extra_tests`` ({name: data}) are evaluated with the same model as the test set (e.g. the
-    same text cut into longer windows), into ``summary['extra_tests'][name]``."""
+    ``cfg.rule`` with ``loss`` (default ``cfg.loss``); validate each epoch on ``val``; evaluate
+    on ``test``. Returns the summary (also written to workdir/summary.json, jdl.run_dir's
+    schema): ``test`` holds the test loss (and accuracy for integer targets) of the checkpoint
+    with the best validation loss (of the final parameters without ``val``; those are in
+    ``final_test`` either way, ``test_model`` says which), the sequences seen, the first epoch
+    whose validation loss is below ``cfg.target`` and the sequences seen by then
+    (``sequences_to_target``), timings. ``eval_metrics(outputs, targets, weights) -> dict``
+    replaces jdl.rnn.sequence_metrics at evaluation (validation and test). ``extra_tests``
+    ({name: data}) are evaluated with the same model as the test set (e.g. the same text cut
+    into longer windows), into ``summary['extra_tests'][name]``. The workdir rules (resume,
+    overwrite, refusal) are jdl.run_dir's."""
+    import jax
+    import numpy as np
+    from jdl import plots
+    from jdl.data.sequences import one_hot
+    from jdl.nn.recurrent import SequenceModel
+    from jdl.rnn import evaluate_fn
+    from jdl.train import fit, init_state, make_eval_step, num_params
+
     cfg.validate()
+    loss = loss or cfg.loss
+    cfg, stored = prepare_run(cfg, workdir, resume=resume, overwrite=overwrite,
+                              stretch_schedule=stretch_schedule)
     t0 = time.perf_counter()
     model = SequenceModel(cfg.cell, cfg.hidden, num_outputs, readout=readout)
     n = len(train["x"])
@@ -148,46 +159,29 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
         eval_fn = one_hot_inputs(eval_fn, vocab_size)
     eval_step = make_eval_step(eval_fn)
 
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump({**dataclasses.asdict(cfg), "model": repr(model), "loss": loss,
-                   "train_sequences": n, **(extra or {})}, f, indent=2)
+    run_dir.begin(workdir, dataclasses.asdict(cfg), stored=stored, overwrite=overwrite,
+                  extra={"model": repr(model), "train_sequences": n, **(extra or {})})
     result = fit(step, state, train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                  eval_step=eval_step, val_data=val, seed=cfg.seed, workdir=workdir,
                  checkpoint_every=cfg.checkpoint_every, keep=cfg.keep, patience=cfg.patience,
                  resume=resume, log_every=cfg.log_every, progress=progress,
                  eval_batch_size=cfg.eval_batch_size, monitor="val_loss" if val else "train_loss",
                  devices=cfg.devices, parallel=cfg.parallel)
-    final_m = evaluate(eval_step, result.state, test, cfg.eval_batch_size)
-    test_m, chosen, chosen_state = final_m, "final", result.state
-    if val is not None and result.best is not None:   # model selection on validation loss
-        chosen = f"best validation loss (epoch {result.best['epoch']})"
-        if result.best["step"] != int(result.state.step):   # an earlier checkpoint: restore it
-            ck = Checkpoints(os.path.join(workdir, "checkpoints"))
-            try:
-                chosen_state, _ = ck.restore(ck.best_step(), result.state, which="best")
-            finally:
-                ck.close()
-            test_m = evaluate(eval_step, chosen_state, test, cfg.eval_batch_size)
-    extra_m = {name: evaluate(eval_step, chosen_state, data, cfg.eval_batch_size)
-               for name, data in (extra_tests or {}).items()}
+    tested = select_and_test(result, workdir if val is not None else None, eval_step, test,
+                             cfg.eval_batch_size, extra_tests)
     hit = first_below(result.history, "val_loss", cfg.target)
-    summary = {
+    summary = run_dir.write_summary(workdir, {
         "experiment": title, "cell": cfg.cell, "hidden": cfg.hidden, "rule": cfg.rule,
-        "test_loss": test_m["loss"], "test_accuracy": test_m.get("accuracy"),
-        "test_metrics": test_m, "test_model": chosen, "final_test_metrics": final_m,
-        "extra_tests": extra_m,
-        "best_epoch": result.best, "final_epoch": result.history[-1] if result.history else None,
+        **tested, "best_epoch": result.best,
+        "final_epoch": result.history[-1] if result.history else None,
         "sequences_seen": int(result.state.step) * cfg.batch_size,
         "target": cfg.target, "target_epoch": hit["epoch"] if hit else None,
         "sequences_to_target": hit["step"] * cfg.batch_size if hit else None,
         "num_params": num_params(result.state.params), "wall_time_s": time.perf_counter() - t0,
         "compile_time_s": result.compile_time, "train_time_s": result.train_time,
         "sequences_per_s": result.samples_per_s, "steps": int(result.state.step),
-        "history": result.history, **(extra or {}),
-    }
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+        "resumed": bool(resume), "history": result.history, **(extra or {}),
+    })
     if result.history:
         plots.plot_learning_curves(result.history, os.path.join(workdir, "learning_curves.png"),
                                    title)
@@ -199,18 +193,24 @@ def run_models(cfg: SequenceConfig, cells, train: dict, val: dict | None, test: 
                report: Callable[[str, dict], str] | None = None, **kw) -> dict:
     """:func:`run_sequences` for each cell of ``cells`` in turn (workdir ``root/<cell>``, the
     same data and settings), a line per model from ``report(cell, summary)``, and
-    ``root/summary.json`` holding every model's summary (histories left out)."""
+    ``root/summary.json`` holding every model's summary (histories left out) under ``runs``.
+    With ``resume`` a model whose folder holds no run yet (the run was stopped before it)
+    starts afresh; ``root`` itself is checked by the caller (:func:`jdl.experiment.start`)."""
     results = {}
+    t0 = time.perf_counter()
     for cell in cells:
         run_cfg = dataclasses.replace(cfg, cell=cell)
-        s = run_sequences(run_cfg, train, val, test, os.path.join(root, cell), resume=resume,
-                          progress=progress, title=f"{name} {cell}", **kw)
+        workdir = os.path.join(root, cell)
+        s = run_sequences(run_cfg, train, val, test, workdir,
+                          resume=resume and run_dir.holds_run(workdir), progress=progress,
+                          title=f"{name} {cell}", **kw)
         results[cell] = s
         line = report(cell, s) if report else f"test loss {s['test_loss']:.5f}"
         print(f"[{name}] {cell}: {line}; {s['wall_time_s']:.0f} s", flush=True)
-    with open(os.path.join(root, "summary.json"), "w") as f:
-        json.dump({c: {k: v for k, v in s.items() if k != "history"} for c, s in results.items()},
-                  f, indent=2)
+    run_dir.write_summary(root, {
+        "experiment": name, "test": None, "test_model": "per model: see runs",
+        "resumed": bool(resume), "wall_time_s": time.perf_counter() - t0,
+        "runs": {c: {k: v for k, v in s.items() if k != "history"} for c, s in results.items()}})
     return results
 
 

@@ -1,4 +1,5 @@
 # Sourced by scripts/quickstart.sh and scripts/test.sh: make .venv and install jdl into it, once.
+# Sets ROOT (the repository) and puts the venv first on PATH; does not change directory.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -9,10 +10,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-  echo "[jdl] installing jdl and its dependencies into $VENV"
+  echo "[jdl] installing jdl and its dependencies (jax, flax, optax, orbax, scikit-learn," \
+       "matplotlib, ...) into $VENV; the first time takes a few minutes"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+  "$VENV/bin/python" -m pip install -q --progress-bar on -e "$ROOT[test]"
   touch "$STAMP"
+  echo "[jdl] installed"
 fi
 export PATH="$VENV/bin:$PATH"
-cd "$ROOT"

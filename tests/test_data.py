@@ -59,6 +59,7 @@ def test_truncated_gzip_names_the_file(tmp_path):
 
 def _fake_fashion(folder, n_train=20, n_test=10, gz=True):
     rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
     ext = ".gz" if gz else ""
     for split, n in (("train", n_train), ("t10k", n_test)):
         write_idx(folder / f"{split}-images-idx3-ubyte{ext}", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
@@ -77,14 +78,33 @@ def test_fashion_mnist_loads_from_any_folder(tmp_path, monkeypatch, gz):
 
 
 def test_missing_dataset_says_where_it_looked_and_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setenv("JDL_FASHION_MNIST_DIR", str(tmp_path / "env"))
+    monkeypatch.delenv("JDL_FASHION_MNIST_DIR", raising=False)
     monkeypatch.setattr(fashion_mnist, "_SEARCH", {"fashion_mnist": ("JDL_FASHION_MNIST_DIR", [str(tmp_path / "deb")])})
     with pytest.raises(DatasetNotFoundError) as e:
-        fashion_mnist.load("train", data_dir=str(tmp_path / "arg"))
+        fashion_mnist.load("train")
     msg = str(e.value)
-    for where in ("arg", "env", "deb"):
-        assert str(tmp_path / where) in msg
+    assert str(tmp_path / "deb") in msg
     assert "apt-get install dataset-fashion-mnist" in msg and "JDL_FASHION_MNIST_DIR" in msg
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_named_data_folder_without_the_files_is_an_error_naming_it(tmp_path, monkeypatch, how):
+    """An explicit folder (data_dir / --data-dir, or $JDL_FASHION_MNIST_DIR) is the only one
+    looked in, even when the default folder holds the data set: missing -> error naming it."""
+    _fake_fashion(tmp_path / "deb", gz=False)
+    monkeypatch.setattr(fashion_mnist, "_SEARCH", {"fashion_mnist": ("JDL_FASHION_MNIST_DIR", [str(tmp_path / "deb")])})
+    assert fashion_mnist.load("train").images.shape == (20, 28, 28, 1)   # the default works
+    (tmp_path / "empty").mkdir()
+    for folder, what in ((tmp_path / "nonexistent", "no such folder"), (tmp_path / "empty", "lacks")):
+        if how == "environment":
+            monkeypatch.setenv("JDL_FASHION_MNIST_DIR", str(folder))
+            kw = {}
+        else:
+            kw = {"data_dir": str(folder)}
+        with pytest.raises(DatasetNotFoundError, match=what) as e:
+            fashion_mnist.load("train", **kw)
+        assert str(folder) in str(e.value) and str(tmp_path / "deb") not in str(e.value)
+        assert not fashion_mnist.is_available(**kw)
 
 
 def test_label_file_with_wrong_count_is_refused(tmp_path):

@@ -105,8 +105,10 @@ def test_adding_script_end_to_end(tmp_path, capsys):
     assert set(res) == {"gru", "tanh"}
     out = capsys.readouterr().out
     assert "| gru | 4 |" in out and "| tanh | 4 |" in out
+    assert "after never" not in out and ("not reached in" in out or "after" in out)
     saved = json.load(open(tmp_path / "summary.json"))
-    assert saved["gru"]["steps"] == 2 and "history" not in saved["gru"]
+    assert saved["runs"]["gru"]["steps"] == 2 and "history" not in saved["runs"]["gru"]
+    assert saved["schema"] == "jdl.summary/1" and saved["runs"]["gru"]["test"]["loss"] > 0
 
 
 def test_copy_script_end_to_end(tmp_path):
@@ -115,7 +117,7 @@ def test_copy_script_end_to_end(tmp_path):
                          "--hidden", "4", "--workdir", str(tmp_path), "--no-progress"])
     s = res["gru"]
     assert s["baseline"] == pytest.approx(10 * math.log(8) / 25)
-    assert 0.0 <= s["test_metrics"]["recall_accuracy"] <= 1.0
+    assert 0.0 <= s["test"]["recall_accuracy"] <= 1.0
 
 
 def test_char_lm_script_compares_against_the_ngram(tmp_path, monkeypatch):

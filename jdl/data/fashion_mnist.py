@@ -1,9 +1,11 @@
 """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017) and MNIST from IDX files on disk.
 
-Nothing is downloaded. The folder is found, in this order, from: the ``data_dir`` argument
-(``--data-dir`` in experiments), the environment variable ``JDL_FASHION_MNIST_DIR`` (or
-``JDL_MNIST_DIR`` for MNIST), then Debian's ``/usr/share/datasets/fashion-mnist`` (package
-``dataset-fashion-mnist``). Any folder holding the four standard IDX files, gzipped or not, works.
+Nothing is downloaded. The folder is the ``data_dir`` argument (``--data-dir`` in experiments)
+when given, else the environment variable ``JDL_FASHION_MNIST_DIR`` (or ``JDL_MNIST_DIR`` for
+MNIST) when set, else Debian's ``/usr/share/datasets/fashion-mnist`` (package
+``dataset-fashion-mnist``). A folder named by the argument or the variable is the only one
+looked in: when it lacks the files, that is an error naming it, never a silent fall-back to
+another folder. Any folder holding the four standard IDX files, gzipped or not, works.
 """
 from __future__ import annotations
 
@@ -43,15 +45,14 @@ class Split(NamedTuple):
     labels: np.ndarray  # (N,) int32
 
 
-def _candidates(name: str, data_dir: str | None) -> list[str]:
+def _candidates(name: str, data_dir: str | None) -> tuple[list[str], str | None]:
+    """The folders to look in, and what named them when it was the user (else None)."""
     env, defaults = _SEARCH[name]
-    dirs = []
-    if data_dir:
-        dirs.append(os.fspath(data_dir))
+    if data_dir is not None:
+        return [os.fspath(data_dir)], "data_dir (--data-dir)"
     if os.environ.get(env):
-        dirs.append(os.environ[env])
-    dirs += defaults
-    return dirs
+        return [os.environ[env]], f"${env}"
+    return list(defaults), None
 
 
 def _find(folder: str, stem: str) -> str | None:
@@ -63,12 +64,22 @@ def _find(folder: str, stem: str) -> str | None:
 
 
 def find_dir(name: str = "fashion_mnist", data_dir: str | None = None) -> str:
-    """The first folder holding all four IDX files, or DatasetNotFoundError saying where it looked."""
+    """The first folder holding all four IDX files, or DatasetNotFoundError saying where it looked
+    (and, for a folder the user named, that it does not exist or which files it lacks)."""
     looked = []
-    for d in _candidates(name, data_dir):
-        stems = [s for pair in _FILES.values() for s in pair]
-        if all(_find(d, s) for s in stems):
+    dirs, named_by = _candidates(name, data_dir)
+    stems = [s for pair in _FILES.values() for s in pair]
+    for d in dirs:
+        missing = [s for s in stems if not _find(d, s)]
+        if not missing:
             return d
+        if named_by and not os.path.isdir(d):
+            raise DatasetNotFoundError(f"{named_by} {d}: no such folder. To get {name}, "
+                                       f"{_INSTALL[name]}.")
+        if named_by:
+            raise DatasetNotFoundError(f"{named_by} {d} lacks the {name} files "
+                                       f"{', '.join(missing)} (or their .gz). To get them, "
+                                       f"{_INSTALL[name]}.")
         looked.append(d)
     raise DatasetNotFoundError(
         f"{name} not found; looked in: {', '.join(looked)}. To get it, {_INSTALL[name]}.")
