@@ -1,0 +1,1 @@
+"""Transfer learning: reusing trained networks (cutting, heads, freezing, imported weights)."""
