@@ -82,7 +82,7 @@ def _rebuild_tensor(storage: np.ndarray, storage_offset: int, size, stride, *_ar
     item = storage.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(storage[storage_offset:],
                                            shape=size, strides=[s * item for s in stride])
-    return np.array(view)
+    return np.array(view, order="C")
 
 
 def _skip(*_args, **_kwargs):

@@ -347,6 +347,15 @@ def _num_classes(arch: Arch, state_dict: Mapping) -> int:
     return int(np.shape(state_dict[key])[0])
 
 
+def model_for_state_dict(arch: str, state_dict: Mapping[str, Any], **kw):
+    """:func:`model_for` with what the state dict decides: the number of classes (the
+    classifier's output size) and, for GoogLeNet, whether it has auxiliary heads; ``kw``
+    (e.g. ``transform_input=True``, ``output_layer``) overrides or adds options."""
+    a = _arch(arch)
+    kw = {"num_classes": _num_classes(a, state_dict), **_model_kwargs(arch, state_dict), **kw}
+    return model_for(arch, **kw)
+
+
 def state_dict_shapes(arch: str, num_classes: int = 1000, **model_kw) -> dict[str, tuple]:
     """{torch key: torch shape} that torchvision's ``arch`` has (num_batches_tracked as ())."""
     a = _arch(arch)
@@ -376,10 +385,9 @@ def from_torchvision(arch: str, state_dict: Mapping[str, Any], num_classes: int 
     absent (older torch)."""
     a = _arch(arch)
     sd = {str(k): v for k, v in state_dict.items()}
-    if num_classes is None:
-        num_classes = _num_classes(a, sd)
-    kw = {**_model_kwargs(arch, sd), **model_kw}
-    shapes = _shape_tree(model_for(arch, num_classes=num_classes, **kw))
+    if num_classes is not None:
+        model_kw["num_classes"] = num_classes
+    shapes = _shape_tree(model_for_state_dict(arch, sd, **model_kw))
     entries, counters = _entries(a, shapes["params"])
     expected = {e.key for e in entries} | set(counters)
     for e in entries:
@@ -411,13 +419,38 @@ def to_torchvision(arch: str, variables: Mapping) -> dict[str, np.ndarray]:
     that ``torch_model.load_state_dict({k: torch.from_numpy(v) ...}, strict=True)`` accepts it.
     Keys come in jdl's module order."""
     a = _arch(arch)
-    entries, counters = _entries(a, variables["params"])
+    entries, _ = _entries(a, variables["params"])
     out = {}
     for e in entries:
         out[e.key] = np.ascontiguousarray(e.to_torch(np.asarray(_get(variables[e.collection],
                                                                      e.path))))
         if e.key.endswith(".running_var"):
             out[e.key[:-len("running_var")] + "num_batches_tracked"] = np.zeros((), np.int64)
+    return out
+
+
+def random_state_dict(key_shapes, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random weights in torch layout for ``key_shapes`` [(key, shape), ...], drawn in that order
+    from ``np.random.default_rng(seed)`` (so a test regenerates them without torch):
+    ``*.weight`` of 2+ dims ~ N(0, 2 / fan_in) (He et al. 2015, fan_in = prod(shape[1:])),
+    batch-norm weight and running_var ~ U(0.5, 1.5), biases and running_mean ~ N(0, 0.1^2),
+    ``num_batches_tracked`` = 0 (int64). All float32 otherwise."""
+    rng = np.random.default_rng(seed)
+    keys = {k for k, _ in key_shapes}
+    out = {}
+    for key, shape in key_shapes:
+        shape = tuple(int(s) for s in shape)
+        stem = key.rsplit(".", 1)[0]
+        if key.endswith(".num_batches_tracked"):
+            out[key] = np.zeros(shape, np.int64)
+        elif key.endswith(".running_var") or (key.endswith(".weight")
+                                              and f"{stem}.running_var" in keys):
+            out[key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        elif len(shape) >= 2:
+            fan_in = int(np.prod(shape[1:]))
+            out[key] = rng.standard_normal(shape, np.float32) * np.float32(np.sqrt(2.0 / fan_in))
+        else:
+            out[key] = (rng.standard_normal(shape, np.float32) * np.float32(0.1))
     return out
 
 
@@ -429,8 +462,8 @@ def import_to_workdir(arch: str, path: str, workdir: str, num_classes: int | Non
     import orbax.checkpoint as ocp
     sd = load_state_dict(path)
     variables = from_torchvision(arch, sd, num_classes=num_classes)
-    n = _num_classes(_arch(arch), sd) if num_classes is None else num_classes
-    meta = {"arch": arch, "num_classes": n, "model_kwargs": _model_kwargs(arch, sd),
+    meta = {"arch": arch, "num_classes": _num_classes(_arch(arch), sd),
+            "model_kwargs": _model_kwargs(arch, sd),
             "source": os.path.abspath(path),
             "parameters": int(sum(np.size(v) for v in _flat(variables["params"]).values()))}
     workdir = os.path.abspath(workdir)
