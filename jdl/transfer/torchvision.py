@@ -33,7 +33,9 @@ Numerics: jdl's ResNet pads its 3x3 stride-2 convolutions 'SAME' (XLA's: 0 befor
 even sizes), torchvision pads 1 on both sides; :func:`model_for` therefore builds the ResNets
 with explicit torch padding (k // 2 on each side), which changes no parameter.
 
-Command line (writes an orbax checkpoint of the variables and a JSON description)::
+Command line: imports a file and saves the variables as a jdl run's checkpoint (step 0) under
+``--workdir``, with a ``torchvision.json`` describing the model (:func:`import_to_workdir`,
+:func:`load_imported`)::
 
     python -m jdl.transfer.torchvision resnet50 resnet50.pth --workdir runs/resnet50_tv
 """
@@ -456,43 +458,58 @@ def random_state_dict(key_shapes, seed: int = 0) -> dict[str, np.ndarray]:
 
 # --------------------------------------------------------------------------- command line
 def import_to_workdir(arch: str, path: str, workdir: str, num_classes: int | None = None) -> dict:
-    """Read ``path`` (.pth/.pt/.npz), convert, and save under ``workdir``: ``variables/`` (an
-    orbax StandardCheckpointer checkpoint of {'params', 'batch_stats'}) and
-    ``torchvision.json`` ({arch, num_classes, model keywords, source}). Returns the JSON."""
-    import orbax.checkpoint as ocp
+    """Read ``path`` (.pth/.pt, read without torch, or .npz), convert, and save it under
+    ``workdir`` as a jdl run saves its state: ``checkpoints/last/0/`` (jdl.train.Checkpoints;
+    the state is ``{'params': ..., 'model_state': {'batch_stats': ...}}``, as a TrainState's
+    fields, so jdl.transfer.load_backbone reads it like any jdl run) and ``torchvision.json``
+    ({arch, num_classes, model keywords, source, parameter count}), which is returned."""
+    from jdl.train.checkpoint import Checkpoints
     sd = load_state_dict(path)
     variables = from_torchvision(arch, sd, num_classes=num_classes)
     meta = {"arch": arch, "num_classes": _num_classes(_arch(arch), sd),
-            "model_kwargs": _model_kwargs(arch, sd),
-            "source": os.path.abspath(path),
+            "model_kwargs": _model_kwargs(arch, sd), "source": os.path.abspath(path),
             "parameters": int(sum(np.size(v) for v in _flat(variables["params"]).values()))}
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
-    ckpt = ocp.StandardCheckpointer()
-    ckpt.save(os.path.join(workdir, "variables"), variables, force=True)
-    ckpt.wait_until_finished()
+    ckpts = Checkpoints(os.path.join(workdir, "checkpoints"), keep=1, keep_best=False)
+    try:
+        ckpts.save(0, _as_state(variables), {"torchvision": meta})
+    finally:
+        ckpts.close()
     with open(os.path.join(workdir, "torchvision.json"), "w") as f:
         json.dump(meta, f, indent=1)
     return meta
 
 
-def load_imported(workdir: str):
-    """(model, variables) from a ``workdir`` written by :func:`import_to_workdir`."""
-    import orbax.checkpoint as ocp
+def _as_state(variables: Mapping) -> dict:
+    return {"params": variables["params"],
+            "model_state": {k: v for k, v in variables.items() if k != "params"}}
+
+
+def load_imported(workdir: str, **model_kw):
+    """(model, variables) from a ``workdir`` written by :func:`import_to_workdir`;
+    ``model_kw`` (e.g. ``output_layer``) go to :func:`model_for`."""
+    import jax
+    from jdl.train.checkpoint import Checkpoints
     workdir = os.path.abspath(workdir)
     with open(os.path.join(workdir, "torchvision.json")) as f:
         meta = json.load(f)
     model = model_for(meta["arch"], num_classes=meta["num_classes"], **meta["model_kwargs"])
-    variables = ocp.StandardCheckpointer().restore(os.path.join(workdir, "variables"),
-                                                   _shape_tree(model))
-    return model, variables
+    template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), _shape_tree(model))
+    ckpts = Checkpoints(os.path.join(workdir, "checkpoints"), keep=1, keep_best=False)
+    try:
+        state, _ = ckpts.restore(0, _as_state(template))
+    finally:
+        ckpts.close()
+    variables = {"params": state["params"], **state["model_state"]}
+    return (model.clone(**model_kw) if model_kw else model), variables
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m jdl.transfer.torchvision",
         description="Import a torchvision state dict (.pth/.pt, read without torch, or .npz) "
-                    "into jdl variables, saved as an orbax checkpoint under --workdir.")
+                    "into jdl variables, saved as a jdl checkpoint (step 0) under --workdir, readable by jdl.transfer.load_backbone.")
     p.add_argument("arch", choices=sorted(ARCHS))
     p.add_argument("file")
     p.add_argument("--workdir", required=True)
@@ -501,7 +518,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     meta = import_to_workdir(args.arch, args.file, args.workdir, args.num_classes)
     print(f"{meta['arch']}: {meta['parameters']:,} parameters, {meta['num_classes']} classes "
-          f"-> {os.path.join(os.path.abspath(args.workdir), 'variables')}")
+          f"-> {os.path.join(os.path.abspath(args.workdir), 'checkpoints', 'last', '0')}")
     return 0
 
 
