@@ -139,7 +139,7 @@ def _arange_like(key_shapes):
     return out
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnext50_32x4d", "alexnet", "googlenet"])
+@pytest.mark.parametrize("arch", ["resnet18", "alexnet", "googlenet"])
 def test_round_trip_is_exact(models, arch):
     keys = [(k, s) for k, s, _ in _case(models, arch)["keys"]]
     sd = _arange_like(keys)

@@ -59,20 +59,10 @@ class StateDictMismatch(ValueError):
 
 
 # --------------------------------------------------------------------------- architectures
-VGG_CONFIGS = {  # convolutions per stage, torchvision's configurations 'A', 'B', 'D', 'E'
-    "vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2),
-    "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4),
-}
-RESNET_CONFIGS = {  # (block counts, bottleneck, groups, width per group), as torchvision
-    "resnet18": ((2, 2, 2, 2), False, 1, 64), "resnet34": ((3, 4, 6, 3), False, 1, 64),
-    "resnet50": ((3, 4, 6, 3), True, 1, 64), "resnet101": ((3, 4, 23, 3), True, 1, 64),
-    "resnet152": ((3, 8, 36, 3), True, 1, 64),
-    "resnext50_32x4d": ((3, 4, 6, 3), True, 32, 4),
-    "resnext101_32x8d": ((3, 4, 23, 3), True, 32, 8),
-    "resnext101_64x4d": ((3, 4, 23, 3), True, 64, 4),
-    "wide_resnet50_2": ((3, 4, 6, 3), True, 1, 128),
-    "wide_resnet101_2": ((3, 4, 23, 3), True, 1, 128),
-}
+VGG_DEPTHS = (11, 13, 16, 19)  # torchvision's configurations 'A', 'B', 'D', 'E'
+RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+                "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2",
+                "wide_resnet101_2")   # torchvision's; jdl.nn.resnet.RESNETS has them by name
 
 
 @dataclass(frozen=True)
@@ -117,14 +107,8 @@ def _resnet_torch_name(path: tuple[str, ...]) -> str:
 
 
 def _build_resnet(arch: str, num_classes: int = 1000, **kw):
-    from jdl.nn.resnet import BottleneckResNetBlock, ResNet, ResNetBlock
-    stages, bottleneck, groups, width = RESNET_CONFIGS[arch]
-    extra = {}
-    if groups != 1 or width != 64:
-        extra = {"groups": groups, "width_per_group": width}
-    return ResNet(stage_sizes=stages, num_classes=num_classes,
-                  block_cls=BottleneckResNetBlock if bottleneck else ResNetBlock,
-                  conv=torch_padded_conv, **extra, **kw)
+    from jdl.nn.resnet import RESNETS
+    return RESNETS[arch](num_classes=num_classes, conv=torch_padded_conv, **kw)
 
 
 def _alexnet_torch_name(path: tuple[str, ...]) -> str:
@@ -137,7 +121,7 @@ def _alexnet_torch_name(path: tuple[str, ...]) -> str:
 
 
 def _build_alexnet(num_classes: int = 1000, **kw):
-    from jdl.nn import AlexNet
+    from jdl.nn.alexnet import AlexNet
     return AlexNet(num_classes=num_classes, **kw)
 
 
@@ -155,8 +139,9 @@ def _vgg_feature_index(convs_per_stage, batch_norm: bool) -> dict[str, int]:
     return out
 
 
-def _vgg_torch_name(convs_per_stage, batch_norm, path: tuple[str, ...]) -> str:
-    index = _vgg_feature_index(convs_per_stage, batch_norm)
+def _vgg_torch_name(depth: int, batch_norm: bool, path: tuple[str, ...]) -> str:
+    from jdl.nn.vgg import VGG_STAGES
+    index = _vgg_feature_index(VGG_STAGES[depth], batch_norm)
     fc = {"fc6": "classifier.0", "fc7": "classifier.3", "fc8": "classifier.6"}
     if len(path) == 1 and path[0] in index:
         return f"features.{index[path[0]]}"
@@ -166,8 +151,8 @@ def _vgg_torch_name(convs_per_stage, batch_norm, path: tuple[str, ...]) -> str:
 
 
 def _build_vgg(depth: int, batch_norm: bool, num_classes: int = 1000, **kw):
-    from jdl.nn import VGG
-    return VGG(depth=depth, batch_norm=batch_norm, num_classes=num_classes, **kw)
+    from jdl.nn.vgg import VGG, VGG_STAGES
+    return VGG(stages=VGG_STAGES[depth], batch_norm=batch_norm, num_classes=num_classes, **kw)
 
 
 GOOGLENET_PARTS = {"branch2_reduce": "branch2.0", "branch2": "branch2.1",
@@ -179,7 +164,7 @@ def _googlenet_torch_name(path: tuple[str, ...]) -> str:
 
 
 def _build_googlenet(num_classes: int = 1000, **kw):
-    from jdl.nn import GoogLeNet
+    from jdl.nn.googlenet import GoogLeNet
     return GoogLeNet(num_classes=num_classes, **kw)
 
 
@@ -188,13 +173,12 @@ def _archs() -> dict[str, Arch]:
                              {"fc6": (256, 6, 6)}, "classifier.6"),
              "googlenet": Arch("googlenet", _build_googlenet, _googlenet_torch_name,
                                {"aux1/fc1": (128, 4, 4), "aux2/fc1": (128, 4, 4)})}
-    for name, convs in VGG_CONFIGS.items():
+    for depth in VGG_DEPTHS:
         for bn in (False, True):
-            n = name + ("_bn" if bn else "")
-            archs[n] = Arch(n, partial(_build_vgg, int(name[3:]), bn),
-                            partial(_vgg_torch_name, convs, bn), {"fc6": (512, 7, 7)},
-                            "classifier.6")
-    for name in RESNET_CONFIGS:
+            n = f"vgg{depth}" + ("_bn" if bn else "")
+            archs[n] = Arch(n, partial(_build_vgg, depth, bn), partial(_vgg_torch_name, depth, bn),
+                            {"fc6": (512, 7, 7)}, "classifier.6")
+    for name in RESNET_ARCHS:
         archs[name] = Arch(name, partial(_build_resnet, name), _resnet_torch_name)
     return archs
 
