@@ -441,17 +441,21 @@ def random_state_dict(key_shapes, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- command line
-def import_to_workdir(arch: str, path: str, workdir: str, num_classes: int | None = None) -> dict:
+def import_to_workdir(arch: str, path: str, workdir: str, num_classes: int | None = None,
+                      **model_kw) -> dict:
     """Read ``path`` (.pth/.pt, read without torch, or .npz), convert, and save it under
     ``workdir`` as a jdl run saves its state: ``checkpoints/last/0/`` (jdl.train.Checkpoints;
     the state is ``{'params': ..., 'model_state': {'batch_stats': ...}}``, as a TrainState's
     fields, so jdl.transfer.load_backbone reads it like any jdl run) and ``torchvision.json``
-    ({arch, num_classes, model keywords, source, parameter count}), which is returned."""
+    ({arch, num_classes, model keywords, source, parameter count}), which is returned.
+    ``model_kw`` are recorded for :func:`load_imported` (e.g. ``transform_input=True``, which
+    torchvision's pretrained GoogLeNet uses and its state dict cannot tell)."""
     from jdl.train.checkpoint import Checkpoints
     sd = load_state_dict(path)
     variables = from_torchvision(arch, sd, num_classes=num_classes)
     meta = {"arch": arch, "num_classes": _num_classes(_arch(arch), sd),
-            "model_kwargs": _model_kwargs(arch, sd), "source": os.path.abspath(path),
+            "model_kwargs": {**_model_kwargs(arch, sd), **model_kw},
+            "source": os.path.abspath(path),
             "parameters": int(sum(np.size(v) for v in _flat(variables["params"]).values()))}
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -493,14 +497,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m jdl.transfer.torchvision",
         description="Import a torchvision state dict (.pth/.pt, read without torch, or .npz) "
-                    "into jdl variables, saved as a jdl checkpoint (step 0) under --workdir, readable by jdl.transfer.load_backbone.")
+                    "into jdl variables, saved as a jdl checkpoint (step 0) under --workdir, "
+                    "readable by jdl.transfer.load_backbone.")
     p.add_argument("arch", choices=sorted(ARCHS))
     p.add_argument("file")
     p.add_argument("--workdir", required=True)
     p.add_argument("--num-classes", type=int, default=None,
                    help="check this many classes (default: read from the file)")
+    p.add_argument("--transform-input", action="store_true",
+                   help="googlenet: map ImageNet-normalised inputs as torchvision's pretrained "
+                        "GoogLeNet does (transform_input=True)")
     args = p.parse_args(argv)
-    meta = import_to_workdir(args.arch, args.file, args.workdir, args.num_classes)
+    if args.transform_input and args.arch != "googlenet":
+        p.error("--transform-input applies to googlenet only")
+    kw = {"transform_input": True} if args.transform_input else {}
+    meta = import_to_workdir(args.arch, args.file, args.workdir, args.num_classes, **kw)
     print(f"{meta['arch']}: {meta['parameters']:,} parameters, {meta['num_classes']} classes "
           f"-> {os.path.join(os.path.abspath(args.workdir), 'checkpoints', 'last', '0')}")
     return 0
