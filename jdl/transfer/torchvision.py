@@ -29,9 +29,9 @@ with its exact shape and no other key may be present: otherwise :class:`StateDic
 the first missing key, unexpected key or shape that does not fit (both shapes, in torch's
 layout).
 
-Numerics: jdl's ResNet pads its 3x3 stride-2 convolutions 'SAME' (XLA's: 0 before, 1 after for
-even sizes), torchvision pads 1 on both sides; :func:`model_for` therefore builds the ResNets
-with explicit torch padding (k // 2 on each side), which changes no parameter.
+Numerics: jdl's ResNet pads its 3x3 stride-2 convolutions 'SAME' by default (XLA's: 0 before,
+1 after for even sizes), torchvision pads 1 on both sides; :func:`model_for` therefore builds the
+ResNets with ``torch_padding=True`` (k // 2 on each side), which changes no parameter.
 
 Command line: imports a file and saves the variables as a jdl run's checkpoint (step 0) under
 ``--workdir``, with a ``torchvision.json`` describing the model (:func:`import_to_workdir`,
@@ -77,18 +77,6 @@ class Arch:
     classifier: str = "fc"                      # torch prefix of the logits layer
 
 
-def torch_padded_conv(features, kernel_size, strides=1, *, padding="SAME", **kw):
-    """An ``nn.Conv`` padded as torch pads: k // 2 on both sides of each spatial axis (for odd k
-    the same output size as 'SAME', but XLA's 'SAME' puts the odd pixel of a stride-2 conv on
-    the far side only). An explicit padding other than 'SAME' is kept. The module is an
-    ``nn.Conv`` (auto-named ``Conv_<i>`` in its parent), so parameter names are unchanged."""
-    import flax.linen as nn
-    ks = (kernel_size,) * 2 if isinstance(kernel_size, int) else tuple(kernel_size)
-    if isinstance(padding, str) and padding == "SAME":
-        padding = [(k // 2, k // 2) for k in ks]
-    return nn.Conv(features, ks, strides, padding=padding, **kw)
-
-
 def _resnet_torch_name(path: tuple[str, ...]) -> str:
     top = {"conv_init": "conv1", "bn_init": "bn1", "head": "fc"}
     if len(path) == 1 and path[0] in top:
@@ -108,7 +96,7 @@ def _resnet_torch_name(path: tuple[str, ...]) -> str:
 
 def _build_resnet(arch: str, num_classes: int = 1000, **kw):
     from jdl.nn.resnet import RESNETS
-    return RESNETS[arch](num_classes=num_classes, conv=torch_padded_conv, **kw)
+    return RESNETS[arch](num_classes=num_classes, torch_padding=True, **kw)
 
 
 def _alexnet_torch_name(path: tuple[str, ...]) -> str:
