@@ -2,9 +2,9 @@
 layer and use it as a feature extractor (jdl.transfer.cut), give it a new head for new classes
 or a regression output (jdl.transfer.heads), freeze chosen layers and fine-tune re-used ones
 with their own learning rate (jdl.transfer.freeze), from jdl's own checkpoints
-(jdl.transfer.backbone) or from torchvision's weights (jdl.transfer.torchvision: state dicts and
-.pth files read without torch, jdl.transfer.torch_pickle). Pure functions over variables trees and optax transformations,
-usable with or without jdl's training loop."""
+(jdl.transfer.backbone) or from torchvision's weights (jdl.transfer.torchvision: state dicts
+and .pth files read without torch, jdl.transfer.torch_pickle). Pure functions over variables
+trees and optax transformations, usable with or without jdl's training loop."""
 from jdl.transfer.backbone import checkpoint_directory, load_backbone
 from jdl.transfer.cut import (cut, extract_features, layer_names, pool_features, variable_shapes,
                               variables_of)
