@@ -37,7 +37,6 @@ stall at 0.22, and an Elman net with as many state variables but no delay struct
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -47,29 +46,38 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from jdl import optim  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
-from jdl.nn import CanonicalRNN, DelayedStep, SequenceModel  # noqa: E402
-from jdl.train import backprop, fit, init_state, make_train_step  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import option, script  # noqa: E402
+from jdl.experiment import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
 class CanonicalConfig:
-    units: int = 3
-    inputs: int = 2
-    output_delays: int = 2
-    input_delays: int = 1
-    teacher_scale: float = 2.5
-    T: int = 40
-    n_train: int = 2000
-    n_test: int = 500
-    batch_size: int = 50
-    epochs: int = 30
-    learning_rate: float = 0.01
-    seed: int = 0
+    units: int = option(3, "units n of the teacher and the delayed students", low=1)
+    inputs: int = option(2, "inputs m per frame", low=1)
+    output_delays: int = option(2, "delays 1..q of the outputs fed back (the teacher's and the "
+                                "delayed student's q)", low=1)
+    input_delays: int = option(1, "delays 0..p of the inputs (the teacher's and the delayed "
+                               "student's p)", low=0)
+    teacher_scale: float = 2.5          # teacher's weights: this times the default initialisation
+    T: int = option(40, "frames per sequence", low=1)
+    n_train: int = option(2000, "training sequences", low=1)
+    n_test: int = option(500, "test sequences", low=1)
+    batch_size: int = option(50, "sequences per update", low=1)
+    epochs: int = option(30, "passes over the training sequences (each student)", low=1)
+    learning_rate: float = 0.01         # Adam's learning rate
+    seed: int = 0                       # seed of the data, the teacher and the students
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(CanonicalConfig, "canonical_form", __doc__, checkpoints=False)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from jdl import optim  # noqa: E402
+from jdl.nn import CanonicalRNN, DelayedStep, SequenceModel  # noqa: E402
+from jdl.train import backprop, fit, init_state, make_train_step  # noqa: E402
 
 
 def delayed_model(cfg: CanonicalConfig, q: int, p: int) -> CanonicalRNN:
@@ -103,7 +111,7 @@ def run(cfg: CanonicalConfig, workdir: str, progress: bool = False) -> dict:
                                 num_outputs=cfg.units, readout="all"),
     }
     per_element = cfg.T * cfg.units          # quadratic_error sums over frames and outputs
-    out = {"config": dataclasses.asdict(cfg),
+    out = {"experiment": "canonical_form", "resumed": False, "config": dataclasses.asdict(cfg),
            "zero_predictor_mse": float(np.mean(test["y"] ** 2)), "students": {}}
     curves = {}
     for i, (name, model) in enumerate(students.items()):
@@ -124,10 +132,11 @@ def run(cfg: CanonicalConfig, workdir: str, progress: bool = False) -> dict:
               f"{out['zero_predictor_mse']:.2e}), {out['students'][name]['n_params']} params, "
               f"{res.train_time:.0f} s", flush=True)
     plot(curves, out["zero_predictor_mse"], os.path.join(workdir, "curves.png"))
+    out["test"] = {"mse": out["students"]["delayed"]["test_mse"]}
+    out["test_model"] = ("the delayed student (the teacher's architecture in canonical form), "
+                         "final state; every student's figures under students")
     out["wall_time_s"] = time.perf_counter() - t_start
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(out, f, indent=1)
-    return out
+    return run_dir.write_summary(workdir, out)
 
 
 def plot(curves, zero_mse, path):
@@ -148,9 +157,10 @@ def plot(curves, zero_mse, path):
     plt.close(fig)
 
 
+@script("canonical_form", CanonicalConfig)
 def main(argv=None):
-    cfg, ns = parse_args(CanonicalConfig, argv, __doc__)
-    workdir = ns.workdir or os.path.join("runs", "canonical_form")
+    cfg, ns = start(CanonicalConfig, "canonical_form", argv, __doc__, checkpoints=False)
+    workdir = ns.workdir
     out = run(cfg, workdir, progress=not ns.no_progress)
     print(f"wall {out['wall_time_s']:.0f} s | outputs in {workdir}")
     return out

@@ -45,7 +45,6 @@ log-likelihood -5.63).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -55,30 +54,37 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from jdl import optim, rbm  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import option, script  # noqa: E402
+from jdl.experiment import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
 class Energy2DConfig:
-    clusters: int = 5
-    radius: float = 5.0
-    cluster_std: float = 1.0
-    n_train: int = 2000
-    n_test: int = 2000
-    hidden: int = 16
-    learning_rate: float = 0.01
-    momentum: float = 0.9
-    batch_size: int = 100
-    epochs: int = 200
-    k: int = 10
-    persistent: bool = False
-    chains: int = 1000
-    gibbs_steps: int = 1000
-    seed: int = 0
+    clusters: int = option(5, "Gaussian clusters, centred on a regular polygon", low=1)
+    radius: float = 5.0                 # distance of the cluster centres from the origin
+    cluster_std: float = 1.0            # standard deviation of each cluster (the data's noise)
+    n_train: int = option(2000, "training points", low=1)
+    n_test: int = option(2000, "held-out points of the test log-likelihood", low=1)
+    hidden: int = option(16, "hidden units (log Z enumerates their 2^H configurations)", low=1)
+    learning_rate: float = 0.01         # SGD learning rate lambda
+    momentum: float = 0.9               # SGD momentum mu, in [0, 1)
+    batch_size: int = option(100, "points per update", low=1)
+    epochs: int = option(200, "passes over the training points", low=0)
+    k: int = option(10, "Gibbs steps per update (CD-k / PCD-k)", low=1)
+    persistent: bool = False            # persistent chains (PCD-k, Tieleman 2008), else CD-k
+    chains: int = option(1000, "Gibbs chains sampled from the trained model", low=1)
+    gibbs_steps: int = option(1000, "Gibbs steps of each sampling chain", low=0)
+    seed: int = 0                       # seed of the data, the initialisation and the chains
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(Energy2DConfig, "rbm_energy_2d", __doc__, checkpoints=False)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from jdl import optim, rbm  # noqa: E402
 
 
 def centres(cfg: Energy2DConfig) -> np.ndarray:
@@ -132,7 +138,10 @@ def run(cfg: Energy2DConfig, workdir: str, progress: bool = False) -> dict:
     # the same statistic for the data itself, the reference
     d_test = np.sqrt(((x_test[:, None, :] - mu[None]) ** 2).sum(-1))
 
-    out = {"config": dataclasses.asdict(cfg),
+    out = {"experiment": "rbm_energy_2d", "test": {"log_likelihood": ll_model},
+           "test_model": f"final RBM (after {cfg.epochs} epochs); log-likelihood per held-out "
+                         "point in nats, exact (log Z by enumeration)",
+           "resumed": False, "config": dataclasses.asdict(cfg),
            "free_energy_centres": f_centres.tolist(), "free_energy_midpoints": f_mids.tolist(),
            "free_energy_origin": f_origin,
            "midpoint_minus_centre": float(f_mids.mean() - f_centres.mean()),
@@ -144,9 +153,7 @@ def run(cfg: Energy2DConfig, workdir: str, progress: bool = False) -> dict:
            "train_time_s": res.train_time + res.compile_time}
     plot(params, x_train, samples, mu, os.path.join(workdir, "landscape.png"), cfg)
     out["wall_time_s"] = time.perf_counter() - t_start
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(out, f, indent=1)
-    return out
+    return run_dir.write_summary(workdir, out)
 
 
 def plot(params, data, samples, mu, path, cfg):
@@ -178,9 +185,10 @@ def plot(params, data, samples, mu, path, cfg):
     plt.close(fig)
 
 
+@script("rbm_energy_2d", Energy2DConfig)
 def main(argv=None):
-    cfg, ns = parse_args(Energy2DConfig, argv, __doc__)
-    workdir = ns.workdir or os.path.join("runs", "rbm_energy_2d")
+    cfg, ns = start(Energy2DConfig, "rbm_energy_2d", argv, __doc__, checkpoints=False)
+    workdir = ns.workdir
     out = run(cfg, workdir, progress=not ns.no_progress)
     print(f"F at centres {np.round(out['free_energy_centres'], 2).tolist()}, at midpoints "
           f"{np.round(out['free_energy_midpoints'], 2).tolist()}, origin "

@@ -64,7 +64,6 @@ other processes -- the process got 4% of a core):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -74,6 +73,29 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import option, script  # noqa: E402
+from jdl.experiment import ACTIVATIONS, answer_help, start  # noqa: E402
+
+
+@dataclasses.dataclass
+class SaddleConfig:
+    hidden: int = option(16, "hidden units of the 64-H-10 MLP", low=1)
+    activation: str = option("tanh", "the hidden layer's activation", choices=ACTIVATIONS)
+    learning_rate: float = 0.1          # full-batch gradient descent's learning rate lambda
+    momentum: float = 0.9               # momentum mu, in [0, 1)
+    steps: int = option(4000, "training steps: the checkpoints 0, 5, 20, ..., 4000 up to this "
+                        "one are measured", low=0)
+    k: int = option(96, "Lanczos steps (of Hessian-vector products) per estimate", low=1)
+    probes: int = option(8, "Rademacher probes of the SLQ index", low=1)
+    rel_threshold: float = 1e-2         # index threshold, relative to lambda_max
+    dense: bool = True                  # also the dense Hessian's eigenvalues (the reference)
+    seed: int = 0                       # seed of the initialisation and the probes
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(SaddleConfig, "saddle_points", __doc__, checkpoints=False)
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
@@ -81,25 +103,10 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 from jdl import analysis, optim  # noqa: E402
 from jdl.data import digits, fit_normalizer  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
 from jdl.losses import accuracy, cross_entropy  # noqa: E402
 from jdl.nn import MLP  # noqa: E402
 
 CHECKPOINTS = (0, 5, 20, 50, 100, 200, 500, 1000, 2000, 4000)
-
-
-@dataclasses.dataclass
-class SaddleConfig:
-    hidden: int = 16
-    activation: str = "tanh"
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    steps: int = 4000                   # checkpoints: CHECKPOINTS up to this step
-    k: int = 96                         # Lanczos steps
-    probes: int = 8                     # SLQ probes
-    rel_threshold: float = 1e-2         # index threshold, relative to lambda_max
-    dense: bool = True                  # also the dense Hessian's eigenvalues (the reference)
-    seed: int = 0
 
 
 def load_data():
@@ -108,26 +115,31 @@ def load_data():
     return jnp.asarray(norm(tr.images)).reshape(len(tr.labels), -1), jnp.asarray(tr.labels)
 
 
-def measure(loss_fn, params, key, cfg: SaddleConfig) -> dict:
-    """Curvature figures at one point: Lanczos extremes, SLQ index, and the dense reference."""
-    spec = jax.jit(lambda p: analysis.hessian_spectrum(loss_fn, p, key, cfg.k, cfg.probes))(
-        params)
-    lmax = float(spec.lambda_max)
-    thr = cfg.rel_threshold * abs(lmax)
-    out = {"lambda_min": float(spec.lambda_min), "lambda_max": lmax, "threshold": thr}
-    for name, t in (("index", 0.0), ("index_thr", thr)):
-        a, se = analysis.index(spec, t)
-        out[name], out[name + "_se"] = float(a), float(se)
-    out["slq_nodes"] = np.asarray(spec.nodes).tolist()
-    out["slq_weights"] = np.asarray(spec.weights).tolist()
-    if cfg.dense:
-        flat, unravel = ravel_pytree(params)
-        H = jax.jit(jax.hessian(lambda f: loss_fn(unravel(f))))(flat)
-        lam = np.linalg.eigvalsh(np.asarray(H, np.float64))
-        out.update(dense_lambda_min=float(lam[0]), dense_lambda_max=float(lam[-1]),
-                   dense_index=float(np.mean(lam < 0)),
-                   dense_index_thr=float(np.mean(lam < -thr)))
-    return out
+def curvature(loss_fn, unravel, cfg: SaddleConfig):
+    """measure(params, key) -> the curvature figures at one point: Lanczos extremes, SLQ index,
+    and the dense reference (``unravel``: flat vector -> params, jax.flatten_util.ravel_pytree;
+    each jitted function is compiled once, for every checkpoint)."""
+    spectrum = jax.jit(lambda p, r: analysis.hessian_spectrum(loss_fn, p, r, cfg.k, cfg.probes))
+    dense_hessian = jax.jit(jax.hessian(lambda f: loss_fn(unravel(f))))
+
+    def measure(params, key) -> dict:
+        spec = spectrum(params, key)
+        lmax = float(spec.lambda_max)
+        thr = cfg.rel_threshold * abs(lmax)
+        out = {"lambda_min": float(spec.lambda_min), "lambda_max": lmax, "threshold": thr}
+        for name, t in (("index", 0.0), ("index_thr", thr)):
+            a, se = analysis.index(spec, t)
+            out[name], out[name + "_se"] = float(a), float(se)
+        out["slq_nodes"] = np.asarray(spec.nodes).tolist()
+        out["slq_weights"] = np.asarray(spec.weights).tolist()
+        if cfg.dense:
+            H = dense_hessian(ravel_pytree(params)[0])
+            lam = np.linalg.eigvalsh(np.asarray(H, np.float64))
+            out.update(dense_lambda_min=float(lam[0]), dense_lambda_max=float(lam[-1]),
+                       dense_index=float(np.mean(lam < 0)),
+                       dense_index_thr=float(np.mean(lam < -thr)))
+        return out
+    return measure
 
 
 def run(cfg: SaddleConfig, workdir: str) -> dict:
@@ -158,8 +170,10 @@ def run(cfg: SaddleConfig, workdir: str) -> dict:
         g = ravel_pytree(jax.grad(loss_fn)(p))[0]
         return cross_entropy(logits, y), accuracy(logits, y), jnp.linalg.norm(g)
 
+    flat, unravel = ravel_pytree(params)
+    measure = curvature(loss_fn, unravel, cfg)
     opt_state, step, rows = tx.init(params), 0, []
-    n_params = int(ravel_pytree(params)[0].size)
+    n_params = int(flat.size)
     for target in [c for c in CHECKPOINTS if c <= cfg.steps]:
         if target > step:
             params, opt_state = train(params, opt_state, target - step)
@@ -167,7 +181,7 @@ def run(cfg: SaddleConfig, workdir: str) -> dict:
         t0 = time.perf_counter()
         loss, acc, gnorm = (float(v) for v in stats(params))
         row = {"step": step, "loss": loss, "accuracy": acc, "grad_norm": gnorm,
-               **measure(loss_fn, params, jax.random.fold_in(key, step), cfg),
+               **measure(params, jax.random.fold_in(key, step)),
                "measure_s": time.perf_counter() - t0}
         rows.append(row)
         print(f"step {step:5d} loss {loss:.4f} acc {acc:.3f} |g| {gnorm:.2e} "
@@ -178,7 +192,11 @@ def run(cfg: SaddleConfig, workdir: str) -> dict:
                  if cfg.dense else ""), flush=True)
     losses = np.array([r["loss"] for r in rows])
     idx = np.array([r["index_thr"] for r in rows])
-    summary = {"config": dataclasses.asdict(cfg), "n_params": n_params,
+    summary = {"experiment": "saddle_points", "test": None,
+               "test_model": "none: no test set; the figures are of the full training loss's "
+                             "Hessian at the checkpoints of training (under checkpoints)",
+               "resumed": False,
+               "config": dataclasses.asdict(cfg), "n_params": n_params,
                "n_train": int(len(y)), "checkpoints": rows,
                # Spearman rank correlation between loss and (thresholded) index: +1 when the
                # index falls exactly as the loss falls
@@ -188,9 +206,7 @@ def run(cfg: SaddleConfig, workdir: str) -> dict:
                    losses, np.array([r["dense_index"] for r in rows]))} if cfg.dense else {}),
                "wall_time_s": time.perf_counter() - t_start}
     plot(rows, workdir, cfg)
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    return summary
+    return run_dir.write_summary(workdir, summary)
 
 
 def spearman(a, b) -> float:
@@ -256,9 +272,10 @@ def plot(rows, workdir, cfg):
     plt.close(fig)
 
 
+@script("saddle_points", SaddleConfig)
 def main(argv=None):
-    cfg, ns = parse_args(SaddleConfig, argv, __doc__)
-    workdir = ns.workdir or os.path.join("runs", "saddle_points")
+    cfg, ns = start(SaddleConfig, "saddle_points", argv, __doc__, checkpoints=False)
+    workdir = ns.workdir
     s = run(cfg, workdir)
     print(f"Spearman(loss, index thr) = {s['spearman_loss_index_thr']:+.3f}, "
           f"(loss, index) = {s['spearman_loss_index']:+.3f} | wall "
