@@ -176,10 +176,12 @@ def _first_kernel(params):
 # --- the run ---------------------------------------------------------------------------------
 def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool = False,
         resume_step: int | None = None, progress: bool = True, title: str = "",
-        initial_params=None) -> dict:
+        initial_params=None, wrap_grad_fn: Callable | None = None) -> dict:
     """Train ``build_model(cfg)`` as ``cfg`` says and evaluate it; returns the summary dict.
     ``initial_params`` (a params pytree shaped like the model's, e.g. from a pretrained DBN,
-    ``jdl.rbm.dbn.to_mlp_params``) replaces the random initialisation."""
+    ``jdl.rbm.dbn.to_mlp_params``) replaces the random initialisation. ``wrap_grad_fn(grad_fn,
+    cfg) -> grad_fn`` wraps the back-propagation gradient function inside the train step (e.g.
+    data augmentation, ``jdl.data.augment.augmented``)."""
     cfg.validate()
     t0 = time.perf_counter()
     (xtr, ytr), (xva, yva), (xte, yte), dataset = load_data(cfg)
@@ -202,7 +204,10 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
             raise ValueError(f"initial_params do not match the model's parameters: "
                              f"{given} vs {expected}")
         state = state.replace(params=initial_params, opt_state=tx.init(initial_params))
-    step = make_train_step(backprop(model, loss=cfg.loss), tx,
+    grad_fn = backprop(model, loss=cfg.loss)
+    if wrap_grad_fn is not None:
+        grad_fn = wrap_grad_fn(grad_fn, cfg)
+    step = make_train_step(grad_fn, tx,
                            batch_spec=spec_of({"x": xtr, "y": ytr}))
     eval_step = make_eval_step(evaluate_fn(model, loss=cfg.loss))
 
@@ -308,7 +313,8 @@ def initialize_distributed(ns) -> tuple[int, int] | None:
     return None
 
 
-def main(config_cls, build_model: Callable, name: str, argv=None, description: str = "") -> dict:
+def main(config_cls, build_model: Callable, name: str, argv=None, description: str = "",
+         wrap_grad_fn: Callable | None = None) -> dict:
     cfg, ns = parse_args(config_cls, argv, description)
     initialize_distributed(ns)
     try:
@@ -317,7 +323,8 @@ def main(config_cls, build_model: Callable, name: str, argv=None, description: s
         sys.exit(f"{name}: {e}")
     workdir = ns.workdir or os.path.join("runs", name)
     summary = run(cfg, build_model, workdir, resume=ns.resume or ns.resume_step is not None,
-                  resume_step=ns.resume_step, progress=not ns.no_progress, title=name)
+                  resume_step=ns.resume_step, progress=not ns.no_progress, title=name,
+                  wrap_grad_fn=wrap_grad_fn)
     acc = summary["test_accuracy"]
     if not distributed.is_main_process():
         return summary
