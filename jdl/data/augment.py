@@ -106,7 +106,8 @@ def augmented(grad_fn: Callable, augment_fn: Callable, x_key: str = "x",
               index_key: str = "index") -> Callable:
     """Wrap ``grad_fn(params, model_state, batch, rng)`` to train on augmented inputs:
 
-        batch' = {**batch, x: augment_fn(fold_in(rng, AUGMENT_STREAM), batch[x], index=batch[index])}
+        key    = fold_in(rng, AUGMENT_STREAM)
+        batch' = {**batch, x: augment_fn(key, batch[x], index=batch[index])}
         return grad_fn(params, model_state, batch', rng)
 
     ``augment_fn(key, images, index=...)`` is e.g. ``functools.partial(augment, pad=2)``. The
