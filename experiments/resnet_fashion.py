@@ -4,11 +4,14 @@ horizontal flips, jdl.data.augment, drawn inside the jitted train step).
 Model: ResNet v1.5 basic blocks (jdl.nn.ResNet), 'cifar' stem (3x3 conv, no pooling) on the
 28x28 images, stages of ``stage_sizes`` blocks with ``num_filters`` x 1, 2, 4 filters (28x28,
 14x14, 7x7), global average pooling, a dense head; the convolutions are flax's Conv (``--conv
-jdl``: jdl.nn.Conv, whose custom kernel gradient is 1.3-2x slower than XLA's in this network). Training: SGD with Nesterov momentum 0.9,
-a cosine-decayed rate from 0.1, L2 2.5e-4 (beta of beta sum W^2, i.e. PyTorch's weight_decay
-5e-4), batch 128, 10% of the training set held out for validation; each training image is
-padded by ``pad`` pixels (edge mode) and randomly cropped back to 28x28, and mirrored with
-probability 1/2.
+jdl``: jdl.nn.Conv, whose custom kernel gradient is 1.3-2x slower than XLA's in this network).
+Training: SGD with Nesterov momentum 0.9, a cosine-decayed rate from 0.1 (no warm-up; each
+block's last batch-norm scale starts at zero), L2 2.5e-4 (beta of beta sum W^2, i.e. PyTorch's
+weight_decay 5e-4), batch 128, 10% of the training set held out for validation; each training
+image is padded by ``pad`` = 2 pixels (edge mode) and randomly cropped back to 28x28, and
+mirrored with probability 1/2. After training, the final state is also evaluated with flip
+test-time augmentation (mean of the softmax of x and of x mirrored): summary.json's
+'test_accuracy' is WITHOUT it, 'test_accuracy_flip_tta' with it.
 
     python experiments/resnet_fashion.py [--workdir runs/resnet_fashion] [--epochs 30]
 
