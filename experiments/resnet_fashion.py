@@ -15,7 +15,12 @@ test-time augmentation (mean of the softmax of x and of x mirrored): summary.jso
 
     python experiments/resnet_fashion.py [--workdir runs/resnet_fashion] [--epochs 30]
 
-Runtime and result: see RESULTS below (filled in from the recorded run).
+Runtime on the 2-core dev machine: 77 min for the 30 epochs (149 s of training per epoch, 2.4
+min per epoch with validation; the cores shared with other jobs, load average 15-29, this run
+favoured by the scheduler), 174,970 parameters. Result (recorded run, seed 0): test accuracy
+0.9398 without test-time augmentation, 0.9414 with flip test-time augmentation; validation
+accuracy 0.9457 after the last epoch (the Fashion-MNIST benchmark's ResNet-18 with
+augmentation: 0.949; jdl's convnet_fashion: 0.9254).
 """
 import dataclasses
 import json
