@@ -257,12 +257,15 @@ def select_and_test(result, workdir: str | None, eval_step, test_data: dict, bat
 # --- the run ---------------------------------------------------------------------------------
 def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool = False,
         resume_step: int | None = None, progress: bool = True, title: str = "",
-        initial_params=None, *, overwrite: bool = False, stretch_schedule: bool = False) -> dict:
+        initial_params=None, wrap_grad_fn: Callable | None = None, *, overwrite: bool = False,
+        stretch_schedule: bool = False) -> dict:
     """Train ``build_model(cfg)`` as ``cfg`` says and evaluate it; returns the summary dict
     (jdl.run_dir's schema; test metrics of the best-validation checkpoint, or of the final
     state without validation data). ``initial_params`` (a params pytree shaped like the
     model's, e.g. from a pretrained DBN, ``jdl.rbm.dbn.to_mlp_params``) replaces the random
-    initialisation. A workdir that already holds a run is refused unless ``resume`` (same
+    initialisation. ``wrap_grad_fn(grad_fn, cfg) -> grad_fn`` wraps the back-propagation
+    gradient function inside the train step (e.g. data augmentation,
+    ``jdl.data.augment.augmented``). A workdir that already holds a run is refused unless ``resume`` (same
     config but for the resumable fields) or ``overwrite``: see jdl.run_dir."""
     cfg.validate()
     resume = resume or resume_step is not None
@@ -296,7 +299,10 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
             raise ValueError(f"initial_params do not match the model's parameters: "
                              f"{given} vs {expected}")
         state = state.replace(params=initial_params, opt_state=tx.init(initial_params))
-    step = make_train_step(backprop(model, loss=cfg.loss), tx,
+    grad_fn = backprop(model, loss=cfg.loss)
+    if wrap_grad_fn is not None:
+        grad_fn = wrap_grad_fn(grad_fn, cfg)
+    step = make_train_step(grad_fn, tx,
                            batch_spec=spec_of({"x": xtr, "y": ytr}))
     eval_step = make_eval_step(evaluate_fn(model, loss=cfg.loss))
 
@@ -409,17 +415,19 @@ def start(config_cls, name: str, argv=None, description: str = "", checkpoints: 
     return cfg, ns
 
 
-def main(config_cls, build_model: Callable, name: str, argv=None, description: str = "") -> dict:
+def main(config_cls, build_model: Callable, name: str, argv=None, description: str = "",
+         wrap_grad_fn: Callable | None = None) -> dict:
     """The command line of a supervised experiment: parse, validate, :func:`run` in
     ``--workdir`` (default runs/<name>), print one line of results. Errors are one line and
-    exit status 2 (jdl.command_line.command; --debug shows the traceback)."""
+    exit status 2 (jdl.command_line.command; --debug shows the traceback). ``wrap_grad_fn``:
+    see :func:`run`."""
     with command(name, config_cls, argv):
         cfg, ns = parse_args(config_cls, argv, description, prog=name)
         cfg.validate()
         workdir = ns.workdir or os.path.join("runs", name)
         summary = run(cfg, build_model, workdir, resume=ns.resume, resume_step=ns.resume_step,
-                      progress=not ns.no_progress, title=name, overwrite=ns.overwrite,
-                      stretch_schedule=ns.stretch_schedule)
+                      progress=not ns.no_progress, title=name, wrap_grad_fn=wrap_grad_fn,
+                      overwrite=ns.overwrite, stretch_schedule=ns.stretch_schedule)
     if not is_main_process():
         return summary
     acc, loss = summary["test_accuracy"], summary["test_loss"]

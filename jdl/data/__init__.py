@@ -1,5 +1,6 @@
-"""Data: IDX reader, Fashion-MNIST/MNIST, scikit-learn digits, normalisation, splits, batching."""
-from jdl.data import digits, fashion_mnist, sequences, text
+"""Data: IDX reader, Fashion-MNIST/MNIST, scikit-learn digits, normalisation, splits, batching,
+augmentation (random crops with padding, horizontal flips)."""
+from jdl.data import augment, digits, fashion_mnist, sequences, text
 from jdl.data.batching import batch_indices, epoch_permutation, num_batches, padded_batches
 from jdl.data.fashion_mnist import DatasetNotFoundError, Split
 from jdl.data.idx import IDXError, read_idx, write_idx
@@ -7,7 +8,8 @@ from jdl.data.normalize import Normalizer, binarize, fit_normalizer
 from jdl.data.split import train_val_split
 
 __all__ = [
-    "digits", "fashion_mnist", "sequences", "text", "batch_indices", "epoch_permutation", "num_batches",
+    "augment", "digits", "fashion_mnist", "sequences", "text", "batch_indices",
+    "epoch_permutation", "num_batches",
     "padded_batches", "DatasetNotFoundError", "Split", "IDXError", "read_idx", "write_idx",
     "Normalizer", "binarize", "fit_normalizer", "train_val_split",
 ]
