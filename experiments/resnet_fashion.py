@@ -28,27 +28,20 @@ import os
 from functools import partial
 from typing import Tuple
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-
-from jdl.data.augment import augment, augmented
-from jdl.experiment import ExperimentConfig, build_optimizer, load_data, main, parse_args
-from jdl.losses import accuracy, cross_entropy
-from jdl.parallel import distributed
-from jdl.train import Checkpoints, evaluate, init_state, make_eval_step
-from jdl.nn import ResNet, ResNetBlock
-from jdl.nn.convolution import Conv
-
+from jdl.command_line import option
+from jdl.experiment import ExperimentConfig, answer_help
 
 @dataclasses.dataclass
 class Config(ExperimentConfig):
-    stage_sizes: Tuple[int, ...] = (2, 2, 2)
-    num_filters: int = 16
-    conv: str = "flax"                  # flax (flax.linen.Conv) | jdl (jdl.nn.Conv: slower here)
-    pad: int = 2                        # random-crop padding, pixels on each side
-    pad_mode: str = "edge"              # edge | constant | reflect
-    flip: bool = True                   # random horizontal flips
+    stage_sizes: Tuple[int, ...] = option((2, 2, 2), "residual blocks per stage (stage i has "
+                                          "num_filters * 2**i filters)", low=1)
+    num_filters: int = option(16, "filters of the first stage", low=1)
+    conv: str = option("flax", "convolution layer: flax's Conv, or jdl.nn.Conv (slower here)",
+                       choices=("flax", "jdl"))
+    pad: int = option(2, "random-crop padding, pixels on each side", low=0)
+    pad_mode: str = option("edge", "how the crop padding is filled",
+                           choices=("edge", "constant", "reflect"))
+    flip: bool = option(True, "random horizontal flips")
     batch_size: int = 128
     epochs: int = 30
     learning_rate: float = 0.1
@@ -57,13 +50,22 @@ class Config(ExperimentConfig):
     schedule: str = "cosine"
     l2: float = 2.5e-4
 
-    def validate(self) -> None:
-        super().validate()
-        if self.conv not in ("jdl", "flax"):
-            raise ValueError(f"invalid configuration: conv must be 'jdl' or 'flax', got "
-                             f"{self.conv!r}")
-        if self.pad < 0:
-            raise ValueError(f"invalid configuration: pad must be >= 0, got {self.pad}")
+
+
+answer_help(Config, "resnet_fashion", __doc__)   # --help before the heavy imports
+
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from jdl import run_dir  # noqa: E402
+from jdl.data.augment import augment, augmented  # noqa: E402
+from jdl.experiment import build_optimizer, load_data, main, parse_args  # noqa: E402
+from jdl.losses import accuracy, cross_entropy  # noqa: E402
+from jdl.nn import ResNet, ResNetBlock  # noqa: E402
+from jdl.nn.convolution import Conv  # noqa: E402
+from jdl.parallel import distributed  # noqa: E402
+from jdl.train import Checkpoints, evaluate, init_state, make_eval_step  # noqa: E402
 
 
 def cpu_conv(features, kernel_size, strides=(1, 1), padding="SAME", use_bias=True,
@@ -114,19 +116,17 @@ def evaluate_flip_tta(cfg: Config, workdir: str) -> dict:
     ckpt.close()
     test = evaluate(make_eval_step(flip_tta_eval_fn(model)), state, {"x": xte, "y": yte},
                     cfg.eval_batch_size)
-    path = os.path.join(workdir, "summary.json")
-    summary = json.load(open(path))
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)
     summary.update(test_accuracy_flip_tta=test["accuracy"], test_loss_flip_tta=test["loss"],
                    flip_tta_step=int(state.step))
-    with open(path, "w") as f:
-        json.dump(summary, f, indent=2)
-    return summary
+    return run_dir.write_summary(workdir, summary)
 
 
 if __name__ == "__main__":
     summary = main(Config, build_model, "resnet_fashion", description=__doc__,
                    wrap_grad_fn=wrap_grad_fn)
-    cfg, ns = parse_args(Config, description=__doc__)
+    cfg, ns = parse_args(Config, description=__doc__, prog="resnet_fashion")
     if distributed.is_main_process():
         summary = evaluate_flip_tta(cfg, ns.workdir or os.path.join("runs", "resnet_fashion"))
         print(f"resnet_fashion: test accuracy {summary['test_accuracy']:.4f} without, "
