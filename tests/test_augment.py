@@ -105,9 +105,15 @@ def digits_data():
     return {"x": x[:256], "y": y[:256]}, {"x": x[256:], "y": y[256:]}
 
 
+class Linear(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=False):
+        return nn.Dense(10)(x.reshape(x.shape[0], -1))
+
+
 def test_augmented_grad_fn_trains_on_the_augmentation_of_the_steps_key(digits_data):
     train, _ = digits_data
-    model = tiny_resnet()
+    model = Linear()
     tx = sgd(0.1, 0.9)
     state = init_state(model, tx, train["x"][:2], jax.random.PRNGKey(0))
     batch = {"x": jnp.asarray(train["x"][:16]), "y": jnp.asarray(train["y"][:16]),
@@ -158,12 +164,7 @@ def test_resume_after_a_stop_reproduces_the_augmented_run_exactly(tmp_path, digi
         np.testing.assert_array_equal(a, b)
     assert json.dumps(full.history) == json.dumps(resumed.history)
     assert read_metrics(str(tmp_path / "full")) == read_metrics(str(tmp_path / "broken"))
-    # the augmentation did change training: the same run without it ends elsewhere
-    plain = fit(make_train_step(backprop(model), tx), state, train, epochs=1, batch_size=32,
-                seed=1, progress=False)
-    aug1 = fit(step, state, train, epochs=1, batch_size=32, seed=1, progress=False)
-    assert not np.array_equal(jax.tree.leaves(plain.state.params)[0],
-                              jax.tree.leaves(aug1.state.params)[0])
+    # (that the wrapper does augment the step's inputs: the test above)
 
 
 def test_flip_tta_averages_the_probabilities_of_the_image_and_its_mirror():
@@ -180,6 +181,7 @@ def test_flip_tta_averages_the_probabilities_of_the_image_and_its_mirror():
     np.testing.assert_allclose(m["loss"], -np.mean(np.log(p[np.arange(12), y])), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_resnet_fashion_script_trains_and_resumes_on_digits(tmp_path):
     """The experiment end to end at toy size (digits, one 4-filter block): outputs, and a second
     invocation with --resume after the run finished reproduces the summary's test accuracy."""
