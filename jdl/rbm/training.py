@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from jdl.rbm.contrastive_divergence import contrastive_divergence, init_chains
-from jdl.rbm.energy import check_visible, init_params
+from jdl.rbm.energy import check_bernoulli_data, check_visible, init_params
 from jdl.train import create_state, fit, make_train_step
 
 
@@ -49,11 +49,15 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
     ``devices`` / ``parallel`` go to fit (jdl.parallel: ``batch_size`` is the global batch;
     PCD's chains are split across the devices with their examples).
 
+    Bernoulli visible units take data in [0, 1] (binary, or probabilities as in Hinton's
+    practical guide, section 3.2); other values raise DataError before training.
+
     Returns ``jdl.train.FitResult``: ``.state.params`` is the trained RBM, ``.history`` its
     per-epoch CD metrics (reconstruction error, free energies, hidden activity), ``.train_time``
     the seconds spent in training steps (compilation excluded, ``.compile_time``).
     """
-    check_visible(visible)
+    if check_visible(visible) == "bernoulli":
+        check_bernoulli_data(x, "train_rbm x")
     data = flatten_examples(x)
     n_visible = data.shape[1]
     if isinstance(params, (int, np.integer)):
