@@ -211,6 +211,7 @@ class Checkpoints:
         one-device checkpoint split across its devices (tests/test_parallel.py)."""
         step, others = self._choose(step, which, skip_corrupt)
         path = self.path(step, which)
+        self._check_template(step, which, template)
         try:
             out = self._manager_of(which).restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(template), loop=ocp.args.JsonRestore()))
@@ -234,9 +235,27 @@ class Checkpoints:
         """Only the loop state (JSON) of a verified checkpoint: what fit reads to decide,
         before it touches any file, whether a workdir holds the run it is asked to do."""
         step, _ = self._choose(step, which, False)
+        return self._read_loop(step, which)
+
+    def _read_loop(self, step: int, which: str) -> dict:
         out = self._manager_of(which).restore(step, args=ocp.args.Composite(
             loop=ocp.args.JsonRestore()))
         return dict(out["loop"] or {})
+
+    def _check_template(self, step: int, which: str, template) -> None:
+        """Compare the template with the state spec that fit stored in the loop state (its run
+        fingerprint), so that another model's checkpoint is refused before orbax reads it."""
+        stored = (self._read_loop(step, which).get("run") or {}).get("state")
+        if stored is None:
+            return
+        want = json.loads(json.dumps(tree_spec(template)))
+        bad = [k for k in list(want) + [k for k in stored if k not in want]
+               if want.get(k) != stored.get(k)]
+        if bad:
+            raise CheckpointError(
+                f"checkpoint {self.path(step, which)} is incompatible with this model: "
+                f"{len(bad)} leaves differ, e.g. {bad[0]}: {json.dumps(stored.get(bad[0]))} stored, "
+                f"{json.dumps(want.get(bad[0]))} in this model")
 
     def close(self) -> None:
         self._last.close()
