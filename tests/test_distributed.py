@@ -26,7 +26,7 @@ import distributed_checks as dc  # noqa: E402
 
 TOL = 1e-5
 NPROC = 2
-TIMEOUT = 240
+TIMEOUT = 600   # seconds; the two processes take ~20 s on an idle machine, minutes on a loaded one
 
 
 def free_port() -> int:
@@ -175,21 +175,25 @@ def test_initialize_reads_environment(monkeypatch):
 
 
 def test_helpers_on_one_process():
-    """to_global / to_local / global_batch / process_rows on this process's one-device mesh
-    (the same code paths as across processes, minus the communication)."""
+    """to_global / to_local / global_batch / process_rows on this process's mesh of all its
+    devices (the same code paths as across processes, minus the communication); the batch is
+    a multiple of the device count, so it runs on 1 device and on 8 simulated ones."""
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     mesh = Mesh(np.array(jax.devices()), ("batch",))
     rep, spl = NamedSharding(mesh, P()), NamedSharding(mesh, P("batch"))
+    d = len(jax.devices())
     tree = {"key": jax.random.key(1), "raw": jax.random.PRNGKey(2),
-            "w": np.ones((4, 3), np.float32), "chains": np.arange(8, dtype=np.float32).reshape(4, 2)}
+            "w": np.ones((4, 3), np.float32),
+            "chains": np.arange(8 * d, dtype=np.float32).reshape(4 * d, 2)}
     g = distributed.to_global(tree, {"key": rep, "raw": rep, "w": rep, "chains": spl})
     assert g["chains"].sharding == spl and g["w"].sharding == rep
     back = distributed.to_local(g)
     np.testing.assert_array_equal(jax.random.key_data(back["key"]),
                                   jax.random.key_data(tree["key"]))
     np.testing.assert_array_equal(back["chains"], tree["chains"])
-    np.testing.assert_array_equal(distributed.process_rows(spl, 8), np.arange(8))
-    batch = distributed.global_batch(spl, {"x": np.arange(10.0) * 2}, np.array([3, 1, 4, 0]))
-    np.testing.assert_array_equal(np.asarray(batch["x"]), [6.0, 2.0, 8.0, 0.0])
-    spec = distributed.batch_spec(spl, {"x": np.zeros((10, 3), np.float32)}, 4)
-    assert spec["x"].shape == (4, 3) and spec["x"].sharding == spl
+    np.testing.assert_array_equal(distributed.process_rows(spl, 8 * d), np.arange(8 * d))
+    idx = np.tile([3, 1, 4, 0], d)
+    batch = distributed.global_batch(spl, {"x": np.arange(10.0) * 2}, idx)
+    np.testing.assert_array_equal(np.asarray(batch["x"]), np.tile([6.0, 2.0, 8.0, 0.0], d))
+    spec = distributed.batch_spec(spl, {"x": np.zeros((10, 3), np.float32)}, 4 * d)
+    assert spec["x"].shape == (4 * d, 3) and spec["x"].sharding == spl

@@ -517,3 +517,33 @@ def test_ais_log_likelihood_matches_the_exact_average_log_likelihood():
         float(np.mean(np_free_energy(params, v))), rel=1e-5)
     assert len(got["log_z_runs"]) == 3 and 0 < got["log_z_spread"] < 0.1
     assert got["log_z_lower"] <= got["log_z_runs"][0] <= got["log_z_upper"]
+
+
+@pytest.mark.parametrize("data, entry, msg", [
+    (np.arange(16.0).reshape(2, 8), "train", r"train_rbm x: Bernoulli visible units take values "
+                                             r"in \[0, 1\], got 14 of 16 values that are not, "
+                                             r"range \[0, 15\]"),
+    (np.linspace(-1, 1, 16).reshape(2, 8), "dbn", r"greedy_layerwise x: .*values in \[0, 1\], "
+                                                  r"got 8 of 16 .*range \[-1, 1\]"),
+    (np.full((2, 8), 0.5), "ais", r"ais_log_likelihood v: Bernoulli visible units take binary "
+                                  r"values \(0 or 1\), got 16 of 16 .*range \[0.5, 0.5\]"),
+    (np.full((2, 8), 3.0), "free_energy", r"free_energy v: .*values in \[0, 1\], got 16 of 16"),
+])
+def test_bernoulli_rbm_entries_refuse_non_binary_data(data, entry, msg):
+    """Issue 12 item 6: raw pixels or [-1, 1] data are refused at every public entry of a
+    Bernoulli RBM, naming the argument, the count and the range; probabilities in [0, 1] are
+    accepted for training and free energies, only 0/1 for the likelihood."""
+    from jdl.train import DataError
+    key = fast_key(0)
+    params = rbm.init_params(key, 8, 3)
+    calls = {"train": lambda x: rbm.train_rbm(x, 3, key, epochs=1, batch_size=2,
+                                               tx=optax.sgd(0.1)),
+             "dbn": lambda x: rbm.dbn.greedy_layerwise(x, (3,), key, epochs=1, batch_size=2,
+                                                       tx_factory=optax.sgd(0.1)),
+             "ais": lambda x: rbm.ais_log_likelihood(params, x, key, n_chains=4, n_betas=10),
+             "free_energy": lambda x: rbm.free_energy(params, x)}
+    with pytest.raises(DataError, match=msg):
+        calls[entry](data)
+    ok = np.clip(data, 0, 1) if entry != "ais" else (data > 0.4).astype(np.float32)
+    calls[entry](ok.astype(np.float32))   # accepted
+    assert np.isfinite(jax.jit(lambda v: rbm.free_energy(params, v))(data).sum())  # traced: unchecked

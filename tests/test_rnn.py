@@ -248,6 +248,32 @@ def test_bad_hyperparameters_are_refused():
         rtrl(SequenceModel("gru"), jacobian="sideways")
 
 
+@pytest.mark.parametrize("entry", ["apply", "apply_scanned", "init_state", "fit_bptt",
+                                   "fit_rtrl", "rtrl_step", "gradient_lags"])
+def test_sequences_of_length_zero_are_refused_by_name(entry):
+    """Issue 12 item 7: T = 0 is a clear ValueError at every entry, not an IndexError from
+    inside JAX's scan."""
+    from jdl.rnn import gradient_lags
+    from jdl.train import init_state
+    model = SequenceModel("lstm", hidden=3, num_outputs=2, fused=entry != "apply_scanned")
+    good = _sequence_batch(0, 4, 5, 2, 2, "all")
+    empty = {"x": good["x"][:, :0], "y": good["y"][:, :0]}
+    state = init_state(model, optax.sgd(0.1), good["x"], jax.random.PRNGKey(0))
+    fit_with = lambda gf: fit(make_train_step(gf, optax.sgd(0.1)), state, empty, epochs=1,
+                              batch_size=2, progress=False, verbose=False)
+    calls = {
+        "apply": lambda: model.apply({"params": state.params}, empty["x"]),
+        "apply_scanned": lambda: model.apply({"params": state.params}, empty["x"]),
+        "init_state": lambda: init_state(model, optax.sgd(0.1), empty["x"], jax.random.PRNGKey(0)),
+        "fit_bptt": lambda: fit_with(bptt(model)),
+        "fit_rtrl": lambda: fit_with(rtrl(model)),
+        "rtrl_step": lambda: rtrl_step(model, optax.sgd(0.1))(state, empty),
+        "gradient_lags": lambda: gradient_lags(model, state.params, empty["x"][0])}
+    with pytest.raises(ValueError, match=r"sequences of length 0 \(shape \(.*\), axis \d is "
+                                         r"time\)"):
+        calls[entry]()
+
+
 # ------------------------------------------------------------------------------ RTRL == BPTT
 
 

@@ -1,10 +1,13 @@
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import flax.linen as nn
 import jax
@@ -175,14 +178,19 @@ def test_corrupt_and_incompatible_checkpoints(digits_small, tmp_path):
     shutil.rmtree(os.path.join(ck.path(24), "state", "d"), ignore_errors=True)
     for sub in ("ocdbt.process_0",):
         shutil.rmtree(os.path.join(ck.path(24), "state", sub), ignore_errors=True)
+    with pytest.raises(CheckpointError, match=r"checkpoint step 24 \(.*checkpoints/last/24\) is corrupt: state/.* is missing; other checkpoints kept: \[15, 20\]"):
+        ck.restore(None, state)
+    os.remove(os.path.join(ck.path(24), "checksums.json"))   # as an older jdl wrote it: orbax fails
     with pytest.raises(CheckpointError, match=r"checkpoints/last/24 is corrupt or unreadable.*Other checkpoints kept: \[15, 20\]"):
         ck.restore(None, state)
     good, loop = ck.restore(20, state)
     assert int(good.step) == 20 and loop["history"][0]["epoch"] == 1
     # incompatible: a different model's state
     _, _, other_state, _, _ = setup(train, model=MLP(hidden=(16,)))
-    with pytest.raises(CheckpointError, match="incompatible with this model"):
-        ck.restore(20, other_state)
+    with pytest.raises(CheckpointError, match=r"incompatible with this model: 6 leaves differ, "
+                                              r"e.g. .params\['Dense_0'\]\['bias'\]: \[\[32\], "
+                                              r"\"float32\"\] stored, \[\[16\], \"float32\"\]"):
+        ck.restore(20, other_state)   # refused from the run fingerprint, before orbax reads
     with pytest.raises(CheckpointError, match=r"no checkpoint at step 7.*kept steps: \[15, 20, 24\]"):
         ck.restore(7, state)
 
@@ -201,14 +209,16 @@ def test_early_stopping(digits_small):
 
 
 WORKER = textwrap.dedent("""
-    import os, signal, sys, json
+    import os, signal, sys, json, time
     import numpy as np, jax
     sys.path.insert(0, {tests!r})
     from jdl.data import digits, fit_normalizer
     from jdl.nn import MLP
     from jdl.optim import sgd, make_schedule
-    from jdl.train import backprop, evaluate_fn, fit, init_state, make_eval_step, make_train_step
+    from jdl.train import (TrainingInterrupted, backprop, evaluate_fn, fit, init_state,
+                           make_eval_step, make_train_step)
     workdir, kill_at, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+    pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0   # seconds after each step
     tr = digits.load("train")
     norm = fit_normalizer(tr.images[:400])
     train = {{"x": norm(tr.images[:400]), "y": tr.labels[:400]}}
@@ -219,37 +229,85 @@ WORKER = textwrap.dedent("""
     def on_step(s):
         if s == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-    r = fit(make_train_step(backprop(model), tx), state, train, epochs=3, batch_size=32,
-            eval_step=make_eval_step(evaluate_fn(model)), val_data=val, seed=1, workdir=workdir,
-            checkpoint_every=7, log_every=5, resume=resume, on_step=on_step, progress=False)
+        if pause:
+            if s == 1:
+                print("training", flush=True)
+            time.sleep(pause)
+    try:
+        r = fit(make_train_step(backprop(model), tx), state, train, epochs=3, batch_size=32,
+                eval_step=make_eval_step(evaluate_fn(model)), val_data=val, seed=1,
+                workdir=workdir, checkpoint_every=7, log_every=5, resume=resume,
+                on_step=on_step, progress=False)
+    except TrainingInterrupted as e:   # what a command line does (jdl.experiment)
+        print(e, file=sys.stderr)
+        sys.exit(e.exit_code)
     np.savez(os.path.join(workdir, "final.npz"),
              *[np.asarray(x) for x in jax.tree.leaves((r.state.params, r.state.opt_state))])
     json.dump(r.history, open(os.path.join(workdir, "history.json"), "w"))
 """)
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+def worker_command(tmp_path, workdir, kill_at, resume, pause=None) -> list:
+    """The command line of WORKER (written into tmp_path) training into ``workdir``."""
     script = tmp_path / "worker.py"
-    script.write_text(WORKER.format(tests=os.path.dirname(__file__)))
-    env = {**os.environ, "PYTHONPATH": ROOT}
+    if not script.exists():
+        script.write_text(WORKER.format(tests=os.path.dirname(__file__)))
+    return [sys.executable, str(script), str(workdir), str(kill_at), resume] + (
+        [] if pause is None else [str(pause)])
 
-    def run(workdir, kill_at, resume):
-        return subprocess.run([sys.executable, str(script), str(workdir), str(kill_at), resume],
-                              env=env, capture_output=True, text=True)
 
-    full, broken = tmp_path / "full", tmp_path / "broken"
-    assert run(full, -1, "0").returncode == 0
-    killed = run(broken, 17, "0")
-    assert killed.returncode == -signal.SIGKILL
-    assert Checkpoints(broken / "checkpoints").latest_step() == 14  # died between checkpoints
-    resumed = run(broken, -1, "1")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = np.load(full / "final.npz"), np.load(broken / "final.npz")
+WORKER_ENV = {**os.environ, "PYTHONPATH": ROOT}
+
+
+def run_worker(tmp_path, workdir, kill_at, resume):
+    return subprocess.run(worker_command(tmp_path, workdir, kill_at, resume), env=WORKER_ENV,
+                          capture_output=True, text=True)
+
+
+def assert_same_run(full, other):
+    """Two WORKER runs ended with bit-identical parameters, optimiser state, history and
+    metrics.jsonl."""
+    a, b = np.load(full / "final.npz"), np.load(other / "final.npz")
     assert len(a.files) == len(b.files) > 0
     for k in a.files:
         np.testing.assert_array_equal(a[k], b[k])
-    assert json.load(open(full / "history.json")) == json.load(open(broken / "history.json"))
-    assert read_metrics(str(full)) == read_metrics(str(broken))
+    assert json.load(open(full / "history.json")) == json.load(open(other / "history.json"))
+    assert read_metrics(str(full)) == read_metrics(str(other))
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    assert run_worker(tmp_path, full, -1, "0").returncode == 0
+    killed = run_worker(tmp_path, broken, 17, "0")
+    assert killed.returncode == -signal.SIGKILL
+    assert Checkpoints(broken / "checkpoints").latest_step() == 14  # died between checkpoints
+    resumed = run_worker(tmp_path, broken, -1, "1")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_run(full, broken)
+
+
+def test_sigint_at_a_random_moment_then_resume_matches_uninterrupted_run(tmp_path):
+    """SIGINT sent from outside at a random moment of a run (30 ms per step): the step is
+    finished, a checkpoint written, exit code 130 with one line on how to resume (no
+    traceback); resuming ends bit-identical to an uninterrupted run."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert run_worker(tmp_path, full, -1, "0").returncode == 0
+    delay = random.Random().uniform(0.0, 0.6)
+    proc = subprocess.Popen(worker_command(tmp_path, cut, -1, "0", pause=0.03), env=WORKER_ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "training"
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, f"delay {delay:.3f} s: {err[-2000:]}"
+    assert "Traceback" not in err, err[-2000:]
+    lines = [l for l in err.splitlines() if "interrupted" in l]
+    assert len(lines) == 1 and "resume=True" in lines[0], err[-2000:]
+    step = int(re.search(r"after step (\d+)", lines[0]).group(1))
+    assert 1 <= step < 36 and Checkpoints(cut / "checkpoints").latest_step() == step
+    resumed = run_worker(tmp_path, cut, -1, "1")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_run(full, cut)
 
 
 def test_batch_norm_statistics_are_threaded_through_model_state(digits_small):
@@ -305,18 +363,6 @@ def test_step_with_batch_spec_names_expected_and_received(digits_small):
         step(state, {"x": good["x"], "y": good["y"].astype(jnp.float32)})
     with pytest.raises(DataError, match=r"batch is missing 'y'"):
         step(state, {"x": good["x"]})
-
-
-def test_fresh_run_refuses_a_workdir_with_checkpoints(digits_small, tmp_path):
-    train, _ = digits_small
-    _, _, state, step, _ = setup(train)
-    fit(step, state, train, epochs=1, batch_size=32, workdir=str(tmp_path), progress=False)
-    _, _, state, step, _ = setup(train)
-    with pytest.raises(ValueError, match=r"already holds checkpoints \(steps \[12\]\).*resume=True"):
-        fit(step, state, train, epochs=1, batch_size=32, workdir=str(tmp_path), progress=False)
-    r = fit(step, state, train, epochs=2, batch_size=32, workdir=str(tmp_path), resume=True, progress=False)
-    assert [h["epoch"] for h in r.history] == [1, 2]
-    assert [m["epoch"] for m in read_metrics(str(tmp_path), "epoch")] == [1, 2]
 
 
 def test_fit_leaves_the_callers_state_usable(digits_small):

@@ -226,6 +226,7 @@ class FusedLSTM(nn.Module):
     def __call__(self, x, mask=None, initial_carry=None):
         if x.ndim != 3:
             raise ValueError(f"FusedLSTM expects inputs (batch, T, features), got {x.shape}")
+        check_frames(x)
         if mask is not None and mask.shape != x.shape[:2]:
             raise ValueError(f"mask must have shape (batch, T) = {x.shape[:2]}, got "
                              f"{mask.shape}")
@@ -338,6 +339,15 @@ def carry_dtype(cell, x) -> Any:
     return jax.dtypes.canonicalize_dtype(cell.param_dtype)
 
 
+def check_frames(x, name: str = "x", axis: int = 1) -> None:
+    """Refuse sequences of no frame (x.shape[axis] == 0): a recurrent net maps T >= 1 inputs
+    to T outputs and its final state X(T); T = 0 would fail deep inside JAX's scan."""
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) > axis and shape[axis] == 0:
+        raise ValueError(f"{name}: sequences of length 0 (shape {shape}, axis {axis} is time); "
+                         f"a recurrent net needs at least one frame per sequence")
+
+
 def masked_step(cell_out, carry, m_t):
     """Freeze the carry and zero the output where the frame mask m_t (shape (*batch,)) is 0."""
     new_carry, y = cell_out
@@ -354,6 +364,7 @@ def scan_cell(cell, x, mask=None, initial_carry=None, unroll: int = 1):
     ``nn.scan``, its parameters broadcast to every frame. Returns (final_carry, outputs)."""
     if x.ndim < 3:
         raise ValueError(f"recurrent nets expect inputs (batch, T, features), got {x.shape}")
+    check_frames(x)
     if mask is not None and mask.shape != x.shape[:2]:
         raise ValueError(f"mask must have shape (batch, T) = {x.shape[:2]}, got {mask.shape}")
     carry = initial_carry

@@ -34,7 +34,7 @@ import optax
 
 from jdl.rbm.conditionals import p_h_given_v, p_v_given_h, sample_visible_from_mean
 from jdl.rbm.contrastive_divergence import init_chains
-from jdl.rbm.energy import check_visible, init_params
+from jdl.rbm.energy import check_bernoulli_data, check_visible, init_params
 from jdl.rbm.gibbs import gibbs_chain
 from jdl.rbm.training import flatten_examples, train_rbm
 
@@ -93,7 +93,8 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
 
     Returns the stack, a list of L RBM params pytrees (bottom first); with ``return_history``,
     also the list of each layer's ``fit`` history (per-epoch CD metrics)."""
-    check_visible(visible)
+    if check_visible(visible) == "bernoulli":
+        check_bernoulli_data(x, "greedy_layerwise x")
     data = flatten_examples(x)
     n_layers = len(layer_sizes)
     if n_layers == 0:

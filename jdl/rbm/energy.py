@@ -27,6 +27,9 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from jdl.train.guards import DataError
 
 VISIBLE_UNITS = ("bernoulli", "gaussian")
 
@@ -36,6 +39,27 @@ def check_visible(visible: str) -> str:
     if visible not in VISIBLE_UNITS:
         raise ValueError(f"visible must be one of {VISIBLE_UNITS}, got {visible!r}")
     return visible
+
+
+def check_bernoulli_data(v, name: str, binary: bool = False) -> None:
+    """Refuse data that Bernoulli visible units cannot take: values outside [0, 1] (training
+    and free energies accept probabilities, the "mean-field" data of Hinton's practical guide,
+    section 3.2), or with ``binary`` anything but 0 and 1 (a likelihood p(v) of a Bernoulli RBM
+    is defined on binary vectors only). The DataError names ``name``, how many values are
+    wrong, their range and what to do. Values that are being traced (under jit) are not
+    checked."""
+    if isinstance(v, jax.core.Tracer):
+        return
+    a = np.asarray(v)
+    bad = ~((a == 0) | (a == 1)) if binary else ~((a >= 0) & (a <= 1))
+    count = int(np.sum(bad))
+    if count:
+        want = "binary values (0 or 1)" if binary else "values in [0, 1]"
+        fix = ("binarise it (jdl.data.binarize)" if binary else
+               "scale it to [0, 1] (e.g. pixels / 255) or binarise it (jdl.data.binarize)")
+        raise DataError(f"{name}: Bernoulli visible units take {want}, got {count} of {a.size} "
+                        f"values that are not, range [{np.nanmin(a):g}, {np.nanmax(a):g}]; {fix}, "
+                        f"or use visible='gaussian' for standardised real-valued data")
 
 
 def init_params(rng, n_visible: int, n_hidden: int, scale: float = 0.01, visible_bias=None,
@@ -94,7 +118,10 @@ def energy(params, v, h, visible: str = "bernoulli"):
 
 def free_energy(params, v, visible: str = "bernoulli"):
     """F(v) = -log sum_h exp(-E(v, h)), the hidden units summed out analytically:
-    Bernoulli -v.b - sum_j softplus(c_j + (vW)_j); Gaussian ||v-b||^2/2 - sum_j softplus(...)."""
+    Bernoulli -v.b - sum_j softplus(c_j + (vW)_j); Gaussian ||v-b||^2/2 - sum_j softplus(...).
+    Concrete (not traced) Bernoulli ``v`` must lie in [0, 1] (check_bernoulli_data)."""
+    if visible == "bernoulli":
+        check_bernoulli_data(v, "free_energy v")
     return free_energy_from_input(params, v, hidden_input(params, v), visible)
 
 

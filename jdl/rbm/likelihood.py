@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from jdl.rbm.conditionals import bernoulli
-from jdl.rbm.energy import (check_visible, free_energy, hidden_free_energy, hidden_input,
-                            layer_sizes)
+from jdl.rbm.energy import (check_bernoulli_data, check_visible, free_energy, hidden_free_energy,
+                             hidden_input, layer_sizes)
 
 
 def _enumerate_logsumexp(term_fn, n: int, dtype, block_size: int):
@@ -208,6 +208,8 @@ def ais_log_likelihood(params, v, rng, n_runs: int = 1, n_chains: int = 100,
     E[log Z^] <= log Z: a log Z too low by d nats makes the log-likelihood too high by d."""
     if n_runs < 1:
         raise ValueError(f"n_runs must be at least 1, got {n_runs}")
+    if check_visible(visible) == "bernoulli":
+        check_bernoulli_data(v, "ais_log_likelihood v", binary=True)
     x = jnp.asarray(v, params["W"].dtype).reshape(jnp.shape(v)[0], -1)
     total = sum(float(_summed_free_energy(params, x[i:i + batch_size], visible))
                 for i in range(0, x.shape[0], batch_size))

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from jdl.rbm.contrastive_divergence import contrastive_divergence, init_chains
-from jdl.rbm.energy import check_visible, init_params
+from jdl.rbm.energy import check_bernoulli_data, check_visible, init_params
 from jdl.train import create_state, fit, make_train_step
 
 
@@ -35,8 +35,9 @@ def flatten_examples(x):
 def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.GradientTransformation,
               k: int = 1, persistent: bool = False, visible: str = "bernoulli",
               seed: int = 0, workdir: str | None = None, resume: bool = False,
-              progress: bool = False, log_every: int = 100, init_scale: float = 0.01,
-              devices=None, parallel: str = "sharded", **cd_options):
+              progress: bool = False, verbose: bool = True, log_every: int = 100,
+              init_scale: float = 0.01, devices=None, parallel: str = "sharded",
+              **cd_options):
     """Train an RBM on ``x`` (n examples, any trailing shape, flattened) by CD-k or PCD-k.
 
     ``params``: an RBM params pytree to start from, or an int, the number of hidden units of a
@@ -46,14 +47,19 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
     noise of example n at step t is a function of (rng, t, n) only. ``cd_options`` go to
     ``contrastive_divergence`` (sparsity_target, negative_statistics, ...). With ``workdir``,
     fit writes metrics.jsonl and checkpoints there, and ``resume=True`` continues a killed run.
+    ``progress`` / ``verbose``: fit's progress bar (on a terminal) and per-epoch lines.
     ``devices`` / ``parallel`` go to fit (jdl.parallel: ``batch_size`` is the global batch;
     PCD's chains are split across the devices with their examples).
+
+    Bernoulli visible units take data in [0, 1] (binary, or probabilities as in Hinton's
+    practical guide, section 3.2); other values raise DataError before training.
 
     Returns ``jdl.train.FitResult``: ``.state.params`` is the trained RBM, ``.history`` its
     per-epoch CD metrics (reconstruction error, free energies, hidden activity), ``.train_time``
     the seconds spent in training steps (compilation excluded, ``.compile_time``).
     """
-    check_visible(visible)
+    if check_visible(visible) == "bernoulli":
+        check_bernoulli_data(x, "train_rbm x")
     data = flatten_examples(x)
     n_visible = data.shape[1]
     if isinstance(params, (int, np.integer)):
@@ -70,5 +76,5 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
     index = np.arange(data.shape[0], dtype=np.int32)
     return fit(make_train_step(grad_fn, tx), state, {"x": data, "index": index},
                epochs=epochs, batch_size=batch_size, seed=seed, workdir=workdir,
-               resume=resume, progress=progress, log_every=log_every,
+               resume=resume, progress=progress, verbose=verbose, log_every=log_every,
                tensorboard=workdir is not None, devices=devices, parallel=parallel)

@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import optax
 
 from jdl.losses import get_loss
-from jdl.nn.recurrent import RNN, carry_dtype, last_frame, masked_step
+from jdl.nn.recurrent import RNN, carry_dtype, check_frames, last_frame, masked_step
 from jdl.train.state import TrainState
 from jdl.train.step import all_finite
 
@@ -181,6 +181,7 @@ def _batch_parts(batch, x_key, y_key, mask_key):
     x = jnp.asarray(batch[x_key])
     if x.ndim < 3:
         raise ValueError(f"batch[{x_key!r}] must be (batch, T, features), got shape {x.shape}")
+    check_frames(x, f"batch[{x_key!r}]")
     m = batch.get(mask_key) if mask_key else None
     if m is not None and tuple(m.shape) != x.shape[:2]:
         raise ValueError(f"batch[{mask_key!r}] must be (batch, T) = {x.shape[:2]}, got {m.shape}")

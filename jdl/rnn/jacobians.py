@@ -49,7 +49,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jdl.losses import get_loss
-from jdl.nn.recurrent import RecurrentCell, carry_dtype
+from jdl.nn.recurrent import RecurrentCell, carry_dtype, check_frames
 from jdl.rnn.bptt import Recurrence, frame_targets, frame_weights, recurrence, single_loss
 
 Array = jax.Array
@@ -103,6 +103,7 @@ def state_jacobians(model, params, x, initial_state=None) -> tuple[Array, Array]
     x = jnp.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"x must be one sequence (T, features), got shape {x.shape}")
+    check_frames(x, "x", axis=0)
     step, X0 = flat_transition(model, params, x[0])
     if initial_state is not None:
         X0 = jnp.asarray(initial_state, X0.dtype).reshape(X0.shape)
@@ -176,6 +177,7 @@ def state_gradients(model, params, x, targets, loss="quadratic", initial_state=N
     rec = _recurrence_of(model)
     _, readout_params = rec.split(params)
     x = jnp.asarray(x)
+    check_frames(x, "x", axis=0)
     T = x.shape[0]
     step, X0 = flat_transition(model, params, x[0])
     if initial_state is not None:

@@ -14,20 +14,26 @@ def _clean(v):
 
 class MetricsLogger:
     """Append records {"step": .., "kind": "train"|"epoch"|..., metric: value} to
-    ``workdir/metrics.jsonl`` and as scalars ``<kind>/<metric>`` to TensorBoard (``workdir/tb``)."""
+    ``workdir/metrics.jsonl`` and as scalars ``<kind>/<metric>`` to TensorBoard (``workdir/tb``).
+    The TensorBoard event file is created at the first record, so a run that writes none (a
+    finished run asked again) leaves no empty event file."""
 
     def __init__(self, workdir: str | None, tensorboard: bool = True):
         self.workdir = workdir
         self._tb = None
         self._file = None
+        self._tensorboard = tensorboard
         if workdir is None:
             return
         os.makedirs(workdir, exist_ok=True)
         self.path = os.path.join(workdir, "metrics.jsonl")
         self._file = open(self.path, "a")
-        if tensorboard:
+
+    def _writer(self):
+        if self._tb is None and self._tensorboard and self._file is not None:
             from tensorboardX import SummaryWriter
-            self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+            self._tb = SummaryWriter(os.path.join(self.workdir, "tb"))
+        return self._tb
 
     def truncate_after(self, step: int) -> None:
         """Drop records written after ``step`` (used when resuming from a checkpoint at ``step``)."""
@@ -35,9 +41,11 @@ class MetricsLogger:
             return
         self._file.close()
         with open(self.path) as f:
-            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-        with open(self.path, "w") as f:
-            f.writelines(keep)
+            lines = f.readlines()
+        keep = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        if keep != lines:
+            with open(self.path, "w") as f:
+                f.writelines(keep)
         self._file = open(self.path, "a")
 
     def write(self, kind: str, step: int, metrics: dict) -> None:
@@ -46,7 +54,7 @@ class MetricsLogger:
         rec = {"step": int(step), "kind": kind, **{k: _clean(v) for k, v in metrics.items()}}
         self._file.write(json.dumps(rec) + "\n")
         self._file.flush()
-        if self._tb is not None:
+        if self._writer() is not None:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and k != "epoch":
                     self._tb.add_scalar(f"{kind}/{k}", v, int(step))

@@ -55,7 +55,10 @@ def make_train_step(grad_fn: Callable, tx: optax.GradientTransformation,
     ``batch_spec`` ({key: (per-example shape, dtype)}, e.g. ``guards.spec_of(train_data)``)
     makes the step check every batch it is traced with (chex, at trace time, so at no run-time
     cost): a wrong shape or dtype raises DataError naming what was expected and what came.
+    A ``grad_fn.check_data(data, name)`` (``backprop`` attaches one) is carried over as
+    ``step.check_data``; ``fit`` calls it on the training and validation data.
     """
+    check_data = getattr(grad_fn, "check_data", None)
     if axis_name is not None:
         grad_fn = data_parallel_grad_fn(grad_fn, axis_name)
 
@@ -74,6 +77,8 @@ def make_train_step(grad_fn: Callable, tx: optax.GradientTransformation,
         return state.replace(step=state.step + 1, bad_step=bad_step, **new), metrics
 
     step.data_parallel_axis = axis_name
+    if check_data is not None:   # the grad_fn's data check (backprop's), which fit calls
+        step.check_data = check_data
     return step
 
 
