@@ -201,6 +201,9 @@ def build_parser(config_cls, description: str = "", checkpoints: bool = True,
                             "the resumable settings may differ from the stored config.json")
         r.add_argument("--resume-step", type=int, default=None, metavar="STEP",
                        help="continue from this checkpoint step (implies --resume)")
+        r.add_argument("--skip-corrupt", action="store_true",
+                       help="on --resume, if the newest checkpoint fails its checksum, resume "
+                            "from the newest intact one")
         r.add_argument("--stretch-schedule", action="store_true",
                        help="on --resume with more epochs, stretch the learning-rate schedule "
                             "to the new length (default: keep the original run's length)")
@@ -210,7 +213,7 @@ def build_parser(config_cls, description: str = "", checkpoints: bool = True,
                    help="no progress bar (per-epoch lines are still printed)")
     r.add_argument("--debug", action="store_true",
                    help="show the traceback of an error instead of its one-line message")
-    for name in ("resume", "resume_step", "stretch_schedule"):   # scripts read them either way
+    for name in ("resume", "resume_step", "stretch_schedule", "skip_corrupt"):   # read either way
         p.set_defaults(**{name: None if name == "resume_step" else False})
     return p
 

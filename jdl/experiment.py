@@ -258,7 +258,7 @@ def select_and_test(result, workdir: str | None, eval_step, test_data: dict, bat
 def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool = False,
         resume_step: int | None = None, progress: bool = True, title: str = "",
         initial_params=None, wrap_grad_fn: Callable | None = None, *, overwrite: bool = False,
-        stretch_schedule: bool = False) -> dict:
+        stretch_schedule: bool = False, skip_corrupt: bool = False) -> dict:
     """Train ``build_model(cfg)`` as ``cfg`` says and evaluate it; returns the summary dict
     (jdl.run_dir's schema; test metrics of the best-validation checkpoint, or of the final
     state without validation data). ``initial_params`` (a params pytree shaped like the
@@ -315,7 +315,8 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
                  eval_step=eval_step, val_data={"x": xva, "y": yva} if has_val else None,
                  seed=cfg.seed, workdir=workdir, checkpoint_every=cfg.checkpoint_every,
                  keep=cfg.keep, patience=cfg.patience, resume=resume, resume_step=resume_step,
-                 log_every=cfg.log_every, progress=progress, num_classes=num_classes,
+                 skip_corrupt=skip_corrupt, log_every=cfg.log_every, progress=progress,
+                 num_classes=num_classes,
                  eval_batch_size=cfg.eval_batch_size, devices=cfg.devices, parallel=cfg.parallel)
     tested = select_and_test(result, workdir, eval_step, {"x": xte, "y": yte},
                              cfg.eval_batch_size)
@@ -427,7 +428,8 @@ def main(config_cls, build_model: Callable, name: str, argv=None, description: s
         workdir = ns.workdir or os.path.join("runs", name)
         summary = run(cfg, build_model, workdir, resume=ns.resume, resume_step=ns.resume_step,
                       progress=not ns.no_progress, title=name, wrap_grad_fn=wrap_grad_fn,
-                      overwrite=ns.overwrite, stretch_schedule=ns.stretch_schedule)
+                      overwrite=ns.overwrite, stretch_schedule=ns.stretch_schedule,
+                      skip_corrupt=ns.skip_corrupt)
     if not is_main_process():
         return summary
     acc, loss = summary["test_accuracy"], summary["test_loss"]
