@@ -1,0 +1,182 @@
+"""Transfer learning on Fashion-MNIST (the lecture: "using a CNN pre-trained on a large dataset,
+possible to adapt it to another task, using only a SMALL training set"): pretrain a convnet on
+classes 0-4 (T-shirt, trouser, pullover, dress, coat: 30,000 images), then learn classes 5-9
+(sandal, shirt, sneaker, bag, ankle boot) from k labelled images per class, four ways
+(jdl.transfer_experiment): features + logistic regression, new head only, fine-tuned, and the
+same network from scratch; seeds 0..S-1 draw the k labels per class.
+
+    python experiments/transfer_fashion.py --workdir runs/transfer_fashion
+    python experiments/transfer_fashion.py --dataset digits --pretrain-epochs 1 --steps 5 \\
+        --seeds 1 --labels 5 --curve-labels 2,5 --val-per-class 5 --features 4,8   # smoke
+
+Backbone: BNConvNet (conv 16/32/64 3x3 + batch norm + ReLU + max-pool 2, global average
+pool, dense) pretrained by Adam (lr 2e-3, cosine) for 2 epochs, batches of 128, cut at 'pool'
+(a 64-d feature vector). Transfer: a new Dense(5) head; ``steps`` = 300 Adam updates on
+batches of 32 (cosine decay) for every arm and label count; head lr 1e-2, fine-tuned backbone
+lr 1e-3 (its batch norm in inference mode: running averages of the source data), scratch lr
+2e-3 for every layer (batch norm in training mode). Validation: 100 other training images
+per class (fixed, disjoint from the labelled ones) choose the logistic regression's C and
+are reported beside the test accuracy; the test set is the 5,000 test images of classes 5-9.
+
+Writes under the workdir: pretrain/ (checkpoints of the source classifier), config.json,
+summary.json (per arm and label count: per-seed and mean validation/test accuracy, seconds),
+accuracy_vs_labels.png (test accuracy against labels per class, log x, fine-tuned vs scratch,
+each seed a dot, the mean a line; head-only and features at the table's label count).
+
+Result: (filled in after the run)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jdl.data import class_subset, per_class_sample  # noqa: E402
+from jdl.experiment import parse_args  # noqa: E402
+from jdl.transfer import cut  # noqa: E402
+from jdl.transfer_experiment import (ARMS, TransferConfig, features_arm, load_images,  # noqa: E402
+                                     normalized, score, source_classifier, source_data,
+                                     train_arm)
+
+
+@dataclasses.dataclass
+class Config(TransferConfig):
+    target_classes: tuple[int, ...] = (5, 6, 7, 8, 9)
+    labels: int = 100                       # labels per class of the four-arm table
+    curve_labels: tuple[int, ...] = (10, 100, 1000)   # fine-tuned vs scratch curve
+    val_per_class: int = 100
+    arms: tuple[str, ...] = ARMS
+
+    def validate(self) -> None:
+        super().validate()
+        bad = [a for a in self.arms if a not in ARMS]
+        if bad:
+            raise ValueError(f"arms must be among {ARMS}, got {bad}")
+        if self.labels <= 0 or any(k <= 0 for k in self.curve_labels) or self.val_per_class <= 0:
+            raise ValueError("labels, curve_labels and val_per_class must be positive, got "
+                             f"{self.labels}, {self.curve_labels}, {self.val_per_class}")
+
+
+def stats(values) -> dict:
+    v = np.asarray(values, np.float64)
+    return {"per_seed": v.tolist(), "mean": float(v.mean()), "std": float(v.std())}
+
+
+def run(cfg: Config, workdir: str) -> dict:
+    cfg.validate()
+    t_start = time.perf_counter()
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(cfg), f, indent=2)
+    train, test, _ = load_images(cfg)
+    (xs, ys), norm = source_data(cfg, train)
+    xs = normalized(norm, xs)
+    model, pre, pretrain_s = source_classifier(cfg, xs, ys, os.path.join(workdir, "pretrain"))
+    xst, yst = class_subset(test.images, test.labels, cfg.source_classes)
+    source_acc = score(model, pre, {"x": normalized(norm, xst), "y": yst})["accuracy"]
+    print(f"pretrained on classes {cfg.source_classes} in {pretrain_s:.0f}s: "
+          f"test accuracy {source_acc:.4f}", flush=True)
+
+    xp, yp = class_subset(train.images, train.labels, cfg.target_classes)
+    xt, yt = class_subset(test.images, test.labels, cfg.target_classes)
+    if cfg.max_examples:
+        xt, yt = xt[: cfg.max_examples], yt[: cfg.max_examples]
+    xp, xt = normalized(norm, xp), normalized(norm, xt)
+    val_idx = per_class_sample(yp, cfg.val_per_class, seed=10_000)
+    val, tst = {"x": xp[val_idx], "y": yp[val_idx]}, {"x": xt, "y": yt}
+    backbone, bvars = cut(model, pre, cfg.cut_layer, xs[:1])
+    k_out = len(cfg.target_classes)
+
+    results = {}   # (arm, k) -> list of per-seed records
+    counts = sorted(set(cfg.curve_labels) | {cfg.labels})
+    for k in counts:
+        arms = cfg.arms if k == cfg.labels else [a for a in ("finetune", "scratch")
+                                                 if a in cfg.arms]
+        for seed in range(cfg.seeds):
+            idx = per_class_sample(yp, k, seed=seed, exclude=val_idx)
+            data = {"x": xp[idx], "y": yp[idx]}
+            for arm in arms:
+                t0 = time.perf_counter()
+                if arm == "features":
+                    rec = features_arm(backbone, bvars, data, val, tst)
+                else:
+                    m, res = train_arm(arm, cfg, backbone, bvars, data, k_out, seed)
+                    rec = {"val_accuracy": score(m, res.state, val)["accuracy"],
+                           "test_accuracy": score(m, res.state, tst)["accuracy"]}
+                rec["seconds"] = time.perf_counter() - t0
+                results.setdefault((arm, k), []).append(rec)
+                print(f"k={k} seed={seed} {arm}: val {rec['val_accuracy']:.4f} "
+                      f"test {rec['test_accuracy']:.4f} ({rec['seconds']:.0f}s)", flush=True)
+
+    table = {}
+    for (arm, k), recs in results.items():
+        table.setdefault(arm, {})[str(k)] = {
+            "test_accuracy": stats([r["test_accuracy"] for r in recs]),
+            "val_accuracy": stats([r["val_accuracy"] for r in recs]),
+            "seconds": stats([r["seconds"] for r in recs]),
+            **({"C": [r["C"] for r in recs]} if arm == "features" else {})}
+    summary = {"source_classes": list(cfg.source_classes),
+               "target_classes": list(cfg.target_classes),
+               "source_test_accuracy": source_acc, "pretrain_s": pretrain_s,
+               "labels_per_class": cfg.labels, "arms": table,
+               "wall_time_s": time.perf_counter() - t_start}
+    ft, sc = table.get("finetune", {}).get(str(cfg.labels)), table.get("scratch", {}).get(str(cfg.labels))
+    if ft and sc:
+        summary["finetune_minus_scratch"] = (ft["test_accuracy"]["mean"]
+                                             - sc["test_accuracy"]["mean"])
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    plot_curve(table, cfg, os.path.join(workdir, "accuracy_vs_labels.png"))
+    return summary
+
+
+def plot_curve(table: dict, cfg: Config, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    styles = {"finetune": ("C0", "o", "fine-tuned"), "scratch": ("C3", "s", "from scratch"),
+              "head": ("C2", "^", "new head only"), "features": ("C1", "D", "features + log. reg.")}
+    for arm, (color, marker, label) in styles.items():
+        if arm not in table:
+            continue
+        ks = sorted(int(k) for k in table[arm])
+        means = [table[arm][str(k)]["test_accuracy"]["mean"] for k in ks]
+        ax.plot(ks, means, color=color, marker=marker, label=label,
+                ls="-" if len(ks) > 1 else "none", ms=7)
+        for k in ks:
+            seeds = table[arm][str(k)]["test_accuracy"]["per_seed"]
+            ax.scatter([k] * len(seeds), seeds, color=color, s=12, alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled images per class (log scale)")
+    ax.set_ylabel(f"test accuracy, classes {cfg.target_classes}")
+    ax.set_title(f"transfer from classes {cfg.source_classes}: mean of {cfg.seeds} seeds (dots)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    cfg, ns = parse_args(Config, argv, description=__doc__)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        sys.exit(f"transfer_fashion: {e}")
+    summary = run(cfg, ns.workdir or os.path.join("runs", "transfer_fashion"))
+    print(json.dumps({a: {k: round(v["test_accuracy"]["mean"], 4) for k, v in t.items()}
+                      for a, t in summary["arms"].items()}))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
