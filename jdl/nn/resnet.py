@@ -14,7 +14,15 @@ with, for the basic block (ResNet-18/34),
 
 and for the bottleneck block (ResNet-50/101/152), 4x wider at its output,
 
-    F(x) = BN(conv1x1_4f(relu(BN(conv3x3_s(relu(BN(conv1x1_f(x))))))))
+    F(x) = BN(conv1x1_4f(relu(BN(conv3x3_s,g(relu(BN(conv1x1_w(x))))))))
+
+whose inner width is w = floor(f * width_per_group / 64) * g (torchvision's formula; w = f for
+the plain ResNets, g = 1 and width_per_group = 64) and whose 3x3 convolution has g groups
+(``groups``, feature_group_count: each group of w/g output channels sees only its w/g input
+channels). ResNeXt (Xie, Girshick, Dollar, Tu & He 2017, 'Aggregated residual transformations
+for deep neural networks', CVPR) is g = 32 (or 64) groups of width_per_group = 4 (or 8): the
+'cardinality' of the block; wide ResNets (Zagoruyko & Komodakis 2016, 'Wide residual
+networks', BMVC, in torchvision's bottleneck form) double the inner width, width_per_group = 128.
 
 The stride s (2 in the first block of stages 2-4) sits on the 3x3 convolution ("ResNet v1.5",
 as in torchvision and flax; the paper strides the first 1x1, same parameters). Each block's last
@@ -44,8 +52,14 @@ is bound, i.e. under jdl.parallel's pmap: the statistics are those of the global
 devices compute what one device computes on the whole batch; elsewhere it is a plain BatchNorm
 (``axis_name=None`` never synchronises).
 
+Cutting (jdl.nn.layers): ``output_layer`` one of 'stem' (after the stem's ReLU and, for the
+imagenet stem, its max-pool), 'stage{i}_block{j}' (after the block's final ReLU), 'pool' (global
+average, the features the head sees), 'head' (logits); ``layer_names()`` lists them.
+
 Parameter counts (224x224x3, 1000 classes, as torchvision): ResNet-18 11,689,512;
-ResNet-34 21,797,672; ResNet-50 25,557,032; ResNet-101 44,549,160; ResNet-152 60,192,808.
+ResNet-34 21,797,672; ResNet-50 25,557,032; ResNet-101 44,549,160; ResNet-152 60,192,808;
+ResNeXt-50 32x4d 25,028,904; ResNeXt-101 32x8d 88,791,336; ResNeXt-101 64x4d 83,455,272;
+Wide ResNet-50-2 68,883,240; Wide ResNet-101-2 126,886,696.
 """
 from __future__ import annotations
 
@@ -57,6 +71,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jdl.nn.batch_axis import BATCH_AXIS, sync_axis
+from jdl.nn.layers import NamedLayers
 
 ModuleDef = Any
 
@@ -72,6 +87,15 @@ class ResNetBlock(nn.Module):
     norm: ModuleDef
     act: Callable
     strides: tuple[int, int] = (1, 1)
+    groups: int = 1
+    width_per_group: int = 64
+
+    def __post_init__(self):
+        if self.groups != 1 or self.width_per_group != 64:
+            raise ValueError("the basic block has groups=1 and width_per_group=64 only (as "
+                             f"torchvision), got groups={self.groups}, "
+                             f"width_per_group={self.width_per_group}")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x):
@@ -87,19 +111,25 @@ class ResNetBlock(nn.Module):
 
 
 class BottleneckResNetBlock(nn.Module):
-    """Bottleneck block: 1x1 (f) -> 3x3/s (f) -> 1x1 (4f), BN after each, ReLU between;
+    """Bottleneck block: 1x1 (w) -> 3x3/s with g groups (w) -> 1x1 (4f), BN after each, ReLU
+    between, w = floor(f * width_per_group / 64) * groups (w = f by default);
     y = relu(shortcut(x) + F(x)), projection shortcut BN(conv1x1_s(x)) when the shape changes."""
     filters: int
     conv: ModuleDef
     norm: ModuleDef
     act: Callable
     strides: tuple[int, int] = (1, 1)
+    groups: int = 1
+    width_per_group: int = 64
 
     @nn.compact
     def __call__(self, x):
         residual = x
-        y = self.act(self.norm()(self.conv(self.filters, (1, 1))(x)))
-        y = self.act(self.norm()(self.conv(self.filters, (3, 3), self.strides)(y)))
+        width = int(self.filters * (self.width_per_group / 64.0)) * self.groups
+        y = self.act(self.norm()(self.conv(width, (1, 1))(x)))
+        grouped = {} if self.groups == 1 else {"feature_group_count": self.groups}
+        y = self.conv(width, (3, 3), self.strides, **grouped)(y)
+        y = self.act(self.norm()(y))
         y = self.conv(self.filters * 4, (1, 1))(y)
         y = self.norm(scale_init=nn.initializers.zeros_init())(y)
         if residual.shape != y.shape:
@@ -111,11 +141,13 @@ class BottleneckResNetBlock(nn.Module):
 STEMS = ("imagenet", "cifar")
 
 
-class ResNet(nn.Module):
+class ResNet(NamedLayers, nn.Module):
     """ResNet v1.5 (see the module docstring for the block equations).
 
     stage_sizes: blocks per stage, e.g. [3, 4, 6, 3]; stage i has ``num_filters * 2**i`` filters
     (x4 at a bottleneck block's output) and halves the resolution in its first block (i > 0).
+    groups, width_per_group: the bottleneck's 3x3 groups and width (ResNeXt, wide ResNets).
+    output_layer: cut point, one of ``layer_names()`` (module docstring, 'Cutting').
     """
     stage_sizes: Sequence[int]
     block_cls: ModuleDef
@@ -133,13 +165,25 @@ class ResNet(nn.Module):
     axis_name: str | None = BATCH_AXIS
     remat: bool = False
     remat_policy: Callable | None = None
+    groups: int = 1
+    width_per_group: int = 64
+    output_layer: str | None = None
 
     def __post_init__(self):
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
         if not self.stage_sizes or any(int(n) < 1 for n in self.stage_sizes):
             raise ValueError(f"stage_sizes must be positive block counts, got {self.stage_sizes}")
+        if self.groups < 1 or self.width_per_group < 1:
+            raise ValueError(f"groups and width_per_group must be positive, got "
+                             f"groups={self.groups}, width_per_group={self.width_per_group}")
         super().__post_init__()
+
+    @nn.nowrap
+    def layer_names(self) -> tuple[str, ...]:
+        blocks = tuple(f"stage{i + 1}_block{j + 1}" for i, n in enumerate(self.stage_sizes)
+                       for j in range(n))
+        return ("stem",) + blocks + ("pool", "head")
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -158,15 +202,23 @@ class ResNet(nn.Module):
         else:
             x = conv(self.num_filters, (3, 3), name="conv_init")(x)
             x = self.act(norm(name="bn_init")(x))
+        if self.reached("stem"):
+            return x
         block_cls = self.block_cls
         if self.remat:
             block_cls = nn.remat(block_cls, policy=self.remat_policy)
         for i, n_blocks in enumerate(self.stage_sizes):
             for j in range(n_blocks):
                 strides = (2, 2) if i > 0 and j == 0 else (1, 1)
+                name = f"stage{i + 1}_block{j + 1}"
                 x = block_cls(self.num_filters * 2 ** i, strides=strides, conv=conv, norm=norm,
-                              act=self.act, name=f"stage{i + 1}_block{j + 1}")(x)
+                              act=self.act, groups=self.groups,
+                              width_per_group=self.width_per_group, name=name)(x)
+                if self.reached(name):
+                    return x
         x = jnp.mean(x, axis=(1, 2))
+        if self.reached("pool"):
+            return x
         x = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                      name="head")(x)
         return x.astype(jnp.float32)
@@ -180,9 +232,17 @@ ResNet50 = partial(ResNet, stage_sizes=[3, 4, 6, 3], block_cls=BottleneckResNetB
 ResNet101 = partial(ResNet, stage_sizes=[3, 4, 23, 3], block_cls=BottleneckResNetBlock)
 ResNet152 = partial(ResNet, stage_sizes=[3, 8, 36, 3], block_cls=BottleneckResNetBlock)
 ResNet200 = partial(ResNet, stage_sizes=[3, 24, 36, 3], block_cls=BottleneckResNetBlock)
+ResNeXt50_32x4d = partial(ResNet50, groups=32, width_per_group=4)
+ResNeXt101_32x8d = partial(ResNet101, groups=32, width_per_group=8)
+ResNeXt101_64x4d = partial(ResNet101, groups=64, width_per_group=4)
+WideResNet50_2 = partial(ResNet50, width_per_group=128)
+WideResNet101_2 = partial(ResNet101, width_per_group=128)
 
 RESNETS = {"resnet10": ResNet10, "resnet18": ResNet18, "resnet34": ResNet34, "resnet50": ResNet50,
-           "resnet101": ResNet101, "resnet152": ResNet152, "resnet200": ResNet200}
+           "resnet101": ResNet101, "resnet152": ResNet152, "resnet200": ResNet200,
+           "resnext50_32x4d": ResNeXt50_32x4d, "resnext101_32x8d": ResNeXt101_32x8d,
+           "resnext101_64x4d": ResNeXt101_64x4d, "wide_resnet50_2": WideResNet50_2,
+           "wide_resnet101_2": WideResNet101_2}
 
 
 def _same(h: int, s: int) -> int:
@@ -212,7 +272,9 @@ def forward_macs(model: ResNet, image_size: Sequence[int] = (224, 224),
             ho, wo = _same(h, s), _same(w, s)
             if bottleneck:
                 cout = 4 * f
-                macs += h * w * cin * f + ho * wo * 9 * f * f + ho * wo * f * cout
+                wd = int(f * (model.width_per_group / 64.0)) * model.groups
+                macs += (h * w * cin * wd + ho * wo * 9 * wd * wd // model.groups
+                         + ho * wo * wd * cout)
             else:
                 cout = f
                 macs += ho * wo * 9 * cin * f + ho * wo * 9 * f * f
