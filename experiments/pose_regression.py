@@ -37,24 +37,22 @@ if __package__ in (None, ""):
 
 import jax  # noqa: E402
 
-from jdl.data import class_subset  # noqa: E402
 from jdl.data.rotation import angle_metrics, rotated_items  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
 from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (TransferConfig, load_images, normalized,  # noqa: E402
-                                     score, source_classifier, source_data, train_arm)
+from jdl.transfer_experiment import (TransferConfig, normalized, plot_vs_labels,  # noqa: E402
+                                     prepare, score, script_main, summarize, train_arm)
 
 POSE_ARMS = ("finetune", "head", "scratch")
 
 
 @dataclasses.dataclass
 class Config(TransferConfig):
-    cut_layer: str = "block3"           # BNConvNet's last conv block (3x3x128 for 28x28 inputs)
-    max_degrees: float = 45.0
+    cut_layer: str = "block3"           # BNConvNet's last conv block (3x3x64 for 28x28 inputs)
+    max_degrees: float = 45.0           # angles t ~ U(-max_degrees, max_degrees)
     labels: tuple[int, ...] = (200, 1000)   # labelled rotated images (all classes together)
-    val_size: int = 1000
-    arms: tuple[str, ...] = POSE_ARMS
-    head_lr: float = 3e-3
+    val_size: int = 1000                # rotated validation images (fixed draw)
+    arms: tuple[str, ...] = POSE_ARMS   # finetune, head, scratch
+    head_lr: float = 3e-3               # new head's Adam learning rate
 
     def validate(self) -> None:
         super().validate()
@@ -75,26 +73,11 @@ def rotated(images, norm, key, max_degrees: float) -> dict:
     return {"x": normalized(norm, np.asarray(x)), "y": np.asarray(t)[:, None] / max_degrees}
 
 
-def stats(values) -> dict:
-    v = np.asarray(values, np.float64)
-    return {"per_seed": v.tolist(), "mean": float(v.mean()), "std": float(v.std())}
-
-
 def run(cfg: Config, workdir: str) -> dict:
-    cfg.validate()
     t_start = time.perf_counter()
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(cfg), f, indent=2)
-    train, test, _ = load_images(cfg)
-    (xs, ys), norm = source_data(cfg, train)
-    model, pre, pretrain_s = source_classifier(cfg, normalized(norm, xs), ys,
-                                               os.path.join(workdir, "pretrain"))
-    xst, yst = class_subset(test.images, test.labels, cfg.source_classes)
-    source_acc = score(model, pre, {"x": normalized(norm, xst), "y": yst})["accuracy"]
-    print(f"pretrained on classes {cfg.source_classes} in {pretrain_s:.0f}s: "
-          f"test accuracy {source_acc:.4f}", flush=True)
-    backbone, bvars = cut(model, pre, cfg.cut_layer, normalized(norm, xs[:1]))
+    src = prepare(cfg, workdir)
+    train, test, norm = src.train, src.test, src.norm
+    backbone, bvars = cut(src.model, src.state, cfg.cut_layer, src.x_source[:1])
 
     x_test = test.images[: cfg.max_examples] if cfg.max_examples else test.images
     tst = rotated(x_test, norm, jax.random.PRNGKey(2**20), cfg.max_degrees)
@@ -122,56 +105,29 @@ def run(cfg: Config, workdir: str) -> dict:
                       f"test {rec['test_mae_degrees']:.2f} deg ({rec['seconds']:.0f}s)",
                       flush=True)
 
-    table = {}
-    for (arm, n), recs in results.items():
-        table.setdefault(arm, {})[str(n)] = {
-            key: stats([r[key] for r in recs])
-            for key in ("test_mae_degrees", "val_mae_degrees", "seconds")}
+    table = summarize(results, ("test_mae_degrees", "val_mae_degrees", "seconds"))
     ratios = {}
     if "finetune" in table and "scratch" in table:
         ratios = {str(n): table["finetune"][str(n)]["test_mae_degrees"]["mean"]
                   / table["scratch"][str(n)]["test_mae_degrees"]["mean"] for n in cfg.labels}
-    summary = {"source_classes": list(cfg.source_classes), "source_test_accuracy": source_acc,
-               "pretrain_s": pretrain_s, "max_degrees": cfg.max_degrees,
+    summary = {"source_classes": list(cfg.source_classes),
+               "source_test_accuracy": src.source_test_accuracy, "pretrain_s": src.pretrain_s,
+               "max_degrees": cfg.max_degrees,
                "predict_zero_mae_degrees": float(np.mean(np.abs(tst["y"])) * cfg.max_degrees),
                "arms": table, "finetune_over_scratch_error": ratios,
                "wall_time_s": time.perf_counter() - t_start}
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    plot_errors(table, cfg, os.path.join(workdir, "error_vs_labels.png"))
+    styles = {"finetune": ("C0", "o", "transferred, fine-tuned"),
+              "head": ("C2", "^", "transferred, new head only"),
+              "scratch": ("C3", "s", "from scratch")}
+    plot_vs_labels(table, "test_mae_degrees", styles, os.path.join(workdir, "error_vs_labels.png"),
+                   "labelled rotated images (log scale)", "test mean absolute error (degrees)",
+                   f"rotation angle in [-{cfg.max_degrees:g}, {cfg.max_degrees:g}] degrees: "
+                   f"mean of {cfg.seeds} seeds")
     if "finetune" in models:
         plot_examples(*models["finetune"], tst, cfg, os.path.join(workdir, "examples.png"))
     return summary
-
-
-def plot_errors(table: dict, cfg: Config, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    names = {"finetune": ("C0", "o", "transferred, fine-tuned"),
-             "head": ("C2", "^", "transferred, new head only"),
-             "scratch": ("C3", "s", "from scratch")}
-    for arm, (color, marker, label) in names.items():
-        if arm not in table:
-            continue
-        ns = sorted(int(n) for n in table[arm])
-        ax.plot(ns, [table[arm][str(n)]["test_mae_degrees"]["mean"] for n in ns], color=color,
-                marker=marker, label=label)
-        for n in ns:
-            seeds = table[arm][str(n)]["test_mae_degrees"]["per_seed"]
-            ax.scatter([n] * len(seeds), seeds, color=color, s=12, alpha=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled rotated images (log scale)")
-    ax.set_ylabel("test mean absolute error (degrees)")
-    ax.set_title(f"rotation angle in [-{cfg.max_degrees:g}, {cfg.max_degrees:g}] degrees: "
-                 f"mean of {cfg.seeds} seeds")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_examples(model, state, tst: dict, cfg: Config, path: str, count: int = 10) -> None:
@@ -195,15 +151,7 @@ def plot_examples(model, state, tst: dict, cfg: Config, path: str, count: int = 
 
 
 def main(argv=None) -> dict:
-    cfg, ns = parse_args(Config, argv, description=__doc__)
-    try:
-        cfg.validate()
-    except ValueError as e:
-        sys.exit(f"pose_regression: {e}")
-    summary = run(cfg, ns.workdir or os.path.join("runs", "pose_regression"))
-    print(json.dumps({a: {n: round(v["test_mae_degrees"]["mean"], 2) for n, v in t.items()}
-                      for a, t in summary["arms"].items()}))
-    return summary
+    return script_main(Config, run, "pose_regression", "test_mae_degrees", argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -33,26 +33,23 @@ import os
 import sys
 import time
 
-import numpy as np
-
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.data import class_subset, per_class_sample  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
 from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (ARMS, TransferConfig, features_arm, load_images,  # noqa: E402
-                                     normalized, score, source_classifier, source_data,
+from jdl.transfer_experiment import (ARMS, TransferConfig, features_arm, normalized,  # noqa: E402
+                                     plot_vs_labels, prepare, score, script_main, summarize,
                                      train_arm)
 
 
 @dataclasses.dataclass
 class Config(TransferConfig):
-    target_classes: tuple[int, ...] = (5, 6, 7, 8, 9)
+    target_classes: tuple[int, ...] = (5, 6, 7, 8, 9)   # the new classes to learn
     labels: int = 100                       # labels per class of the four-arm table
     curve_labels: tuple[int, ...] = (10, 100, 1000)   # fine-tuned vs scratch curve
-    val_per_class: int = 100
-    arms: tuple[str, ...] = ARMS
+    val_per_class: int = 100                # validation images per class (fixed draw)
+    arms: tuple[str, ...] = ARMS            # features, head, finetune, scratch
 
     def validate(self) -> None:
         super().validate()
@@ -64,26 +61,10 @@ class Config(TransferConfig):
                              f"{self.labels}, {self.curve_labels}, {self.val_per_class}")
 
 
-def stats(values) -> dict:
-    v = np.asarray(values, np.float64)
-    return {"per_seed": v.tolist(), "mean": float(v.mean()), "std": float(v.std())}
-
-
 def run(cfg: Config, workdir: str) -> dict:
-    cfg.validate()
     t_start = time.perf_counter()
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(cfg), f, indent=2)
-    train, test, _ = load_images(cfg)
-    (xs, ys), norm = source_data(cfg, train)
-    xs = normalized(norm, xs)
-    model, pre, pretrain_s = source_classifier(cfg, xs, ys, os.path.join(workdir, "pretrain"))
-    xst, yst = class_subset(test.images, test.labels, cfg.source_classes)
-    source_acc = score(model, pre, {"x": normalized(norm, xst), "y": yst})["accuracy"]
-    print(f"pretrained on classes {cfg.source_classes} in {pretrain_s:.0f}s: "
-          f"test accuracy {source_acc:.4f}", flush=True)
-
+    src = prepare(cfg, workdir)
+    train, test, norm = src.train, src.test, src.norm
     xp, yp = class_subset(train.images, train.labels, cfg.target_classes)
     xt, yt = class_subset(test.images, test.labels, cfg.target_classes)
     if cfg.max_examples:
@@ -91,7 +72,7 @@ def run(cfg: Config, workdir: str) -> dict:
     xp, xt = normalized(norm, xp), normalized(norm, xt)
     val_idx = per_class_sample(yp, cfg.val_per_class, seed=10_000)
     val, tst = {"x": xp[val_idx], "y": yp[val_idx]}, {"x": xt, "y": yt}
-    backbone, bvars = cut(model, pre, cfg.cut_layer, xs[:1])
+    backbone, bvars = cut(src.model, src.state, cfg.cut_layer, src.x_source[:1])
     k_out = len(cfg.target_classes)
 
     results = {}   # (arm, k) -> list of per-seed records
@@ -115,67 +96,32 @@ def run(cfg: Config, workdir: str) -> dict:
                 print(f"k={k} seed={seed} {arm}: val {rec['val_accuracy']:.4f} "
                       f"test {rec['test_accuracy']:.4f} ({rec['seconds']:.0f}s)", flush=True)
 
-    table = {}
-    for (arm, k), recs in results.items():
-        table.setdefault(arm, {})[str(k)] = {
-            "test_accuracy": stats([r["test_accuracy"] for r in recs]),
-            "val_accuracy": stats([r["val_accuracy"] for r in recs]),
-            "seconds": stats([r["seconds"] for r in recs]),
-            **({"C": [r["C"] for r in recs]} if arm == "features" else {})}
+    table = summarize(results, ("test_accuracy", "val_accuracy", "seconds"))
+    if "features" in table:
+        table["features"][str(cfg.labels)]["C"] = [r["C"] for r in results["features", cfg.labels]]
     summary = {"source_classes": list(cfg.source_classes),
                "target_classes": list(cfg.target_classes),
-               "source_test_accuracy": source_acc, "pretrain_s": pretrain_s,
+               "source_test_accuracy": src.source_test_accuracy, "pretrain_s": src.pretrain_s,
                "labels_per_class": cfg.labels, "arms": table,
                "wall_time_s": time.perf_counter() - t_start}
-    ft, sc = table.get("finetune", {}).get(str(cfg.labels)), table.get("scratch", {}).get(str(cfg.labels))
-    if ft and sc:
-        summary["finetune_minus_scratch"] = (ft["test_accuracy"]["mean"]
-                                             - sc["test_accuracy"]["mean"])
+    if "finetune" in table and "scratch" in table:
+        summary["finetune_minus_scratch"] = (
+            table["finetune"][str(cfg.labels)]["test_accuracy"]["mean"]
+            - table["scratch"][str(cfg.labels)]["test_accuracy"]["mean"])
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    plot_curve(table, cfg, os.path.join(workdir, "accuracy_vs_labels.png"))
-    return summary
-
-
-def plot_curve(table: dict, cfg: Config, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
     styles = {"finetune": ("C0", "o", "fine-tuned"), "scratch": ("C3", "s", "from scratch"),
-              "head": ("C2", "^", "new head only"), "features": ("C1", "D", "features + log. reg.")}
-    for arm, (color, marker, label) in styles.items():
-        if arm not in table:
-            continue
-        ks = sorted(int(k) for k in table[arm])
-        means = [table[arm][str(k)]["test_accuracy"]["mean"] for k in ks]
-        ax.plot(ks, means, color=color, marker=marker, label=label,
-                ls="-" if len(ks) > 1 else "none", ms=7)
-        for k in ks:
-            seeds = table[arm][str(k)]["test_accuracy"]["per_seed"]
-            ax.scatter([k] * len(seeds), seeds, color=color, s=12, alpha=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled images per class (log scale)")
-    ax.set_ylabel(f"test accuracy, classes {cfg.target_classes}")
-    ax.set_title(f"transfer from classes {cfg.source_classes}: mean of {cfg.seeds} seeds (dots)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+              "head": ("C2", "^", "new head only"),
+              "features": ("C1", "D", "features + log. reg.")}
+    plot_vs_labels(table, "test_accuracy", styles, os.path.join(workdir, "accuracy_vs_labels.png"),
+                   "labelled images per class (log scale)",
+                   f"test accuracy, classes {cfg.target_classes}",
+                   f"transfer from classes {cfg.source_classes}: mean of {cfg.seeds} seeds (dots)")
+    return summary
 
 
 def main(argv=None) -> dict:
-    cfg, ns = parse_args(Config, argv, description=__doc__)
-    try:
-        cfg.validate()
-    except ValueError as e:
-        sys.exit(f"transfer_fashion: {e}")
-    summary = run(cfg, ns.workdir or os.path.join("runs", "transfer_fashion"))
-    print(json.dumps({a: {k: round(v["test_accuracy"]["mean"], 4) for k, v in t.items()}
-                      for a, t in summary["arms"].items()}))
-    return summary
+    return script_main(Config, run, "transfer_fashion", "test_accuracy", argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -50,12 +50,12 @@ FULL_EPOCH = 54_000
 
 @dataclasses.dataclass
 class Config(ExperimentConfig):
-    archs: tuple[str, ...] = tuple(ZOO)
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    epochs: int = 1
-    max_train_examples: int | None = 10_000
-    log_every: int = 20
+    archs: tuple[str, ...] = tuple(ZOO)     # architectures to train, in this order
+    optimizer: str = "adam"                # the same recipe for every architecture
+    learning_rate: float = 1e-3             # Adam's, cosine decay
+    epochs: int = 1                         # brief training
+    max_train_examples: int | None = 10_000  # the first images of the training split
+    log_every: int = 20                     # steps between logged training metrics
 
     def validate(self) -> None:
         super().validate()

@@ -24,7 +24,10 @@ number N of labelled examples, so the arms and label counts cost the same.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import sys
 import time
 from typing import Callable, Optional
 
@@ -48,20 +51,20 @@ ARMS = ("features", "head", "finetune", "scratch")
 class TransferConfig:
     """Fields shared by the transfer experiments (each one a --flag)."""
     dataset: str = "fashion_mnist"      # fashion_mnist | digits (8x8, for smoke runs)
-    data_dir: Optional[str] = None
-    source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
+    data_dir: Optional[str] = None      # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
+    source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)  # classes the backbone is pretrained on
     features: tuple[int, ...] = (16, 32, 64)    # BNConvNet widths of the backbone
     cut_layer: str = "pool"             # the backbone's output (BNConvNet: global average pool)
-    pretrain_epochs: int = 2
-    pretrain_lr: float = 2e-3
-    pretrain_batch_size: int = 128
+    pretrain_epochs: int = 2            # epochs of the source classifier's training
+    pretrain_lr: float = 2e-3           # its Adam learning rate (cosine decay)
+    pretrain_batch_size: int = 128      # its batch size
     steps: int = 300                    # Adam updates of each transfer / scratch run
-    batch_size: int = 32
-    head_lr: float = 1e-2
+    batch_size: int = 32                # examples per update of the transfer runs
+    head_lr: float = 1e-2               # new head's Adam learning rate
     finetune_lr: float = 1e-3           # backbone's learning rate when fine-tuned
-    scratch_lr: float = 2e-3
+    scratch_lr: float = 2e-3            # every layer's learning rate from scratch
     backbone_train: bool = False        # fine-tuned backbone's batch norm in training mode
-    seeds: int = 3
+    seeds: int = 3                      # seeds 0..S-1: draws of the labelled examples
     max_examples: Optional[int] = None  # cap every split (smoke runs)
     pretrained: Optional[str] = None    # workdir of a pretraining run to load instead of training
 
@@ -216,3 +219,96 @@ def features_arm(backbone, backbone_vars, train: dict, val: dict, test: dict) ->
 def normalized(norm, x) -> np.ndarray:
     """``norm(x)`` as float32 NHWC."""
     return np.asarray(norm(x), np.float32)
+
+
+# --- the scripts' common frame ------------------------------------------------------------------
+@dataclasses.dataclass
+class Source:
+    """What every transfer script starts from: the data, the input normaliser, the source
+    classifier (model, TrainState), its pretraining seconds and its test accuracy."""
+    train: object
+    test: object
+    norm: object
+    x_source: np.ndarray                # normalised pretraining images
+    model: object
+    state: object
+    pretrain_s: float
+    source_test_accuracy: float
+
+
+def prepare(cfg: TransferConfig, workdir: str) -> Source:
+    """Validate ``cfg``, write workdir/config.json, load the data and train (or load, with
+    ``cfg.pretrained``) the source classifier into workdir/pretrain; print its test accuracy
+    on the test images of the source classes."""
+    cfg.validate()
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(cfg), f, indent=2)
+    train, test, _ = load_images(cfg)
+    (xs, ys), norm = source_data(cfg, train)
+    xs = normalized(norm, xs)
+    model, state, seconds = source_classifier(cfg, xs, ys, os.path.join(workdir, "pretrain"))
+    xst, yst = class_subset(test.images, test.labels, cfg.source_classes)
+    acc = score(model, state, {"x": normalized(norm, xst), "y": yst})["accuracy"]
+    print(f"source classifier (classes {cfg.source_classes}, {seconds:.0f}s): test accuracy "
+          f"{acc:.4f}", flush=True)
+    return Source(train, test, norm, xs, model, state, seconds, acc)
+
+
+def stats(values) -> dict:
+    """{'per_seed': values, 'mean', 'std'} (population std over the seeds)."""
+    v = np.asarray(values, np.float64)
+    return {"per_seed": v.tolist(), "mean": float(v.mean()), "std": float(v.std())}
+
+
+def summarize(results: dict, keys) -> dict:
+    """{(arm, n): [per-seed records]} -> {arm: {str(n): {key: stats(...) for key in keys}}}."""
+    table = {}
+    for (arm, n), recs in results.items():
+        table.setdefault(arm, {})[str(n)] = {k: stats([r[k] for r in recs]) for k in keys}
+    return table
+
+
+def plot_vs_labels(table: dict, metric: str, styles: dict, path: str, xlabel: str,
+                   ylabel: str, title: str) -> None:
+    """``metric`` of each arm of ``table`` (summarize's) against the label count, log x: the
+    mean as a line, each seed a dot; ``styles``: {arm: (color, marker, legend label)}."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for arm, (color, marker, label) in styles.items():
+        if arm not in table:
+            continue
+        ns = sorted(int(n) for n in table[arm])
+        ax.plot(ns, [table[arm][str(n)][metric]["mean"] for n in ns], color=color,
+                marker=marker, label=label, ls="-" if len(ns) > 1 else "none", ms=7)
+        for n in ns:
+            seeds = table[arm][str(n)][metric]["per_seed"]
+            ax.scatter([n] * len(seeds), seeds, color=color, s=12, alpha=0.5)
+    ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def script_main(config_cls, run: Callable, name: str, metric: str, argv=None,
+                description: str = "") -> dict:
+    """Command line of a transfer script: flags from ``config_cls`` (jdl.experiment.parse_args),
+    ``run(cfg, workdir)`` (default workdir runs/<name>), then the mean ``metric`` per arm and
+    label count printed as JSON; returns the summary."""
+    from jdl.experiment import parse_args
+
+    cfg, ns = parse_args(config_cls, argv, description=description)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        sys.exit(f"{name}: {e}")
+    summary = run(cfg, ns.workdir or os.path.join("runs", name))
+    print(json.dumps({a: {n: round(v[metric]["mean"], 4) for n, v in t.items()}
+                      for a, t in summary["arms"].items()}))
+    return summary
