@@ -13,10 +13,16 @@ creates no parameter or batch statistic of any later layer: the cut model's vari
 sub-tree (same names, same shapes) of the full model's, and its output is the full model's
 intermediate activation h_name(x) for the same variables. With ``output_layer=None`` the model is
 unchanged. An unknown name is refused at construction with the list of valid ones.
+
+``conv_layer`` builds the zoo models' convolutions from PyTorch's (kernel, stride, pad).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import flax.linen as nn
+
+from jdl.nn.convolution import Conv
 
 
 class NamedLayers:
@@ -44,3 +50,14 @@ class NamedLayers:
     def __post_init__(self):
         self.check_output_layer()
         super().__post_init__()
+
+
+def conv_layer(features: int, kernel: int, stride: int, pad: int, kernel_init: Callable,
+               name: str, **kw):
+    """A conv with PyTorch's symmetric ``pad``: jdl's fast unit-stride Conv when that is 'SAME'
+    padding, flax's Conv otherwise; both hold 'kernel' (HWIO) and 'bias' directly."""
+    if stride == 1 and 2 * pad == kernel - 1:
+        return Conv(features, (kernel, kernel), padding="SAME", kernel_init=kernel_init,
+                    name=name, **kw)
+    return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(pad, pad)] * 2,
+                   kernel_init=kernel_init, name=name, **kw)

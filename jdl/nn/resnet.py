@@ -141,12 +141,23 @@ class BottleneckResNetBlock(nn.Module):
 STEMS = ("imagenet", "cifar")
 
 
+def torch_padded(conv: ModuleDef, features: int, kernel_size, strides=(1, 1), **kw):
+    """``conv`` padded by (k - 1) // 2 on every side, as PyTorch's convolutions in torchvision's
+    ResNets (unless ``padding`` is given). 'SAME' differs for stride 2 on even sizes: it pads
+    (0, 1) where PyTorch pads (1, 1), so the sampled positions shift by one pixel."""
+    kw.setdefault("padding", [((k - 1) // 2, (k - 1) // 2) for k in kernel_size])
+    return conv(features, kernel_size, strides, **kw)
+
+
 class ResNet(NamedLayers, nn.Module):
     """ResNet v1.5 (see the module docstring for the block equations).
 
     stage_sizes: blocks per stage, e.g. [3, 4, 6, 3]; stage i has ``num_filters * 2**i`` filters
     (x4 at a bottleneck block's output) and halves the resolution in its first block (i > 0).
     groups, width_per_group: the bottleneck's 3x3 groups and width (ResNeXt, wide ResNets).
+    torch_padding: pad each conv by (k - 1) // 2 on every side as PyTorch (torchvision's
+    weights give torchvision's logits); the default 'SAME' (flax's, kept for the checkpoints of
+    earlier runs, same parameters) pads a stride-2 3x3 conv of an even-sized map by (0, 1).
     output_layer: cut point, one of ``layer_names()`` (module docstring, 'Cutting').
     """
     stage_sizes: Sequence[int]
@@ -167,6 +178,7 @@ class ResNet(NamedLayers, nn.Module):
     remat_policy: Callable | None = None
     groups: int = 1
     width_per_group: int = 64
+    torch_padding: bool = False
     output_layer: str | None = None
 
     def __post_init__(self):
@@ -189,6 +201,8 @@ class ResNet(NamedLayers, nn.Module):
     def __call__(self, x, train: bool = False):
         conv = partial(self.conv, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
                        kernel_init=self.kernel_init)
+        if self.torch_padding:
+            conv = partial(torch_padded, conv)
         norm = partial(self.norm, use_running_average=not train, momentum=self.bn_momentum,
                        epsilon=self.bn_epsilon, dtype=self.dtype, param_dtype=self.param_dtype,
                        axis_name=sync_axis(self.axis_name))
