@@ -19,7 +19,9 @@ per class (fixed, disjoint from the labelled ones) choose the logistic regressio
 are reported beside the test accuracy; the test set is the 5,000 test images of classes 5-9.
 
 Writes under the workdir: pretrain/ (checkpoints of the source classifier), config.json,
-summary.json (per arm and label count: per-seed and mean validation/test accuracy, seconds),
+records.jsonl (each finished run: a re-run in the same workdir, e.g. with ``--pretrained
+<workdir>/pretrain``, skips the runs it holds for the same settings), summary.json (per arm and
+label count: per-seed and mean validation/test accuracy, seconds),
 accuracy_vs_labels.png (test accuracy against labels per class, log x, fine-tuned vs scratch,
 each seed a dot, the mean a line; head-only and features at the table's label count).
 
@@ -38,8 +40,9 @@ if __package__ in (None, ""):
 
 from jdl.data import class_subset, per_class_sample  # noqa: E402
 from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (ARMS, TransferConfig, features_arm, normalized,  # noqa: E402
-                                     plot_vs_labels, prepare, score, script_main, summarize,
+from jdl.transfer_experiment import (ARMS, TransferConfig, append_record,  # noqa: E402
+                                     features_arm, load_records, normalized, plot_vs_labels,
+                                     prepare, run_signature, score, script_main, summarize,
                                      train_arm)
 
 
@@ -76,6 +79,9 @@ def run(cfg: Config, workdir: str) -> dict:
     k_out = len(cfg.target_classes)
 
     results = {}   # (arm, k) -> list of per-seed records
+    log = os.path.join(workdir, "records.jsonl")
+    sig = run_signature(cfg, ("target_classes", "val_per_class"))
+    done = load_records(log, sig)
     counts = sorted(set(cfg.curve_labels) | {cfg.labels})
     for k in counts:
         arms = cfg.arms if k == cfg.labels else [a for a in ("finetune", "scratch")
@@ -84,6 +90,9 @@ def run(cfg: Config, workdir: str) -> dict:
             idx = per_class_sample(yp, k, seed=seed, exclude=val_idx)
             data = {"x": xp[idx], "y": yp[idx]}
             for arm in arms:
+                if (arm, k, seed) in done:
+                    results.setdefault((arm, k), []).append(done[arm, k, seed])
+                    continue
                 t0 = time.perf_counter()
                 if arm == "features":
                     rec = features_arm(backbone, bvars, data, val, tst)
@@ -92,6 +101,7 @@ def run(cfg: Config, workdir: str) -> dict:
                     rec = {"val_accuracy": score(m, res.state, val)["accuracy"],
                            "test_accuracy": score(m, res.state, tst)["accuracy"]}
                 rec["seconds"] = time.perf_counter() - t0
+                append_record(log, sig, arm, k, seed, rec)
                 results.setdefault((arm, k), []).append(rec)
                 print(f"k={k} seed={seed} {arm}: val {rec['val_accuracy']:.4f} "
                       f"test {rec['test_accuracy']:.4f} ({rec['seconds']:.0f}s)", flush=True)

@@ -312,3 +312,34 @@ def script_main(config_cls, run: Callable, name: str, metric: str, argv=None,
     print(json.dumps({a: {n: round(v[metric]["mean"], 4) for n, v in t.items()}
                       for a, t in summary["arms"].items()}))
     return summary
+
+
+# --- finished runs, kept so that an interrupted experiment continues where it stopped -----------
+RUN_FIELDS = ("dataset", "source_classes", "features", "cut_layer", "steps", "batch_size",
+              "head_lr", "finetune_lr", "scratch_lr", "backbone_train", "max_examples")
+
+
+def run_signature(cfg, extra: tuple = ()) -> dict:
+    """The config fields a single run's result depends on (RUN_FIELDS and ``extra``)."""
+    d = dataclasses.asdict(cfg)
+    return {k: list(d[k]) if isinstance(d[k], tuple) else d[k] for k in RUN_FIELDS + extra}
+
+
+def load_records(path: str, signature: dict) -> dict:
+    """{(arm, n, seed): record} of the finished runs in the JSON-lines file ``path`` made with
+    the same ``signature`` (others are ignored); {} when there is no such file."""
+    out = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                if r["signature"] == signature:
+                    out[r["arm"], r["n"], r["seed"]] = r["record"]
+    return out
+
+
+def append_record(path: str, signature: dict, arm: str, n: int, seed: int, record: dict):
+    """Append one finished run to the JSON-lines file ``path``."""
+    with open(path, "a") as f:
+        f.write(json.dumps({"signature": signature, "arm": arm, "n": n, "seed": seed,
+                            "record": record}) + "\n")

@@ -105,3 +105,27 @@ def test_script_smoke(tmp_path, script, args, key):
     with open(tmp_path / "summary.json") as f:
         assert json.load(f)["arms"].keys() == summary["arms"].keys()
     assert any(p.endswith(".png") for p in os.listdir(tmp_path))
+
+
+def test_zoo_fashion_smoke_writes_the_table(tmp_path):
+    from experiments import zoo_fashion
+    rows = zoo_fashion.main(["--dataset", "digits", "--archs", "lenet5", "--max-train-examples",
+                             "256", "--workdir", str(tmp_path), "--no-progress"])
+    assert [r["arch"] for r in rows] == ["lenet5"] and rows[0]["num_params"] > 0
+    table = (tmp_path / "zoo_table.md").read_text()
+    assert f"{rows[0]['num_params']:,}" in table and "lenet5" in table
+    with pytest.raises(SystemExit):
+        zoo_fashion.main(["--archs", "lenet6", "--workdir", str(tmp_path / "x")])
+
+
+def test_pose_targets_are_the_scaled_angles_of_the_rotated_images():
+    from experiments.pose_regression import rotated
+    from jdl.data import fit_normalizer
+    from jdl.data.rotation import rotate
+    imgs = np.random.default_rng(0).integers(0, 256, (6, 10, 10, 1)).astype(np.uint8)
+    norm = fit_normalizer(imgs)
+    d = rotated(imgs, norm, jax.random.PRNGKey(3), 30.0)
+    t = d["y"][:, 0] * 30.0
+    assert d["y"].shape == (6, 1) and np.all(np.abs(d["y"]) <= 1.0)
+    np.testing.assert_allclose(d["x"], norm(np.asarray(rotate(imgs.astype(np.float32), t))),
+                               atol=1e-4)
