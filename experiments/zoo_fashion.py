@@ -14,7 +14,8 @@ checkpoints, learning curves, first-layer filters). Time per epoch is the measur
 (compilation excluded) scaled to a full epoch of the 60,000 training images:
 60,000 / (training samples per second).
 
-Writes summary.json (one row per architecture) and zoo_table.md (the README table).
+Writes summary.json (one row per architecture; a re-run in the same workdir with the same
+settings keeps the rows it holds and trains the others) and zoo_table.md (the README table).
 
 Result: (filled in after the run)
 """
@@ -83,7 +84,20 @@ def main(argv=None) -> list[dict]:
     workdir = ns.workdir or os.path.join("runs", "zoo_fashion")
     os.makedirs(workdir, exist_ok=True)
     rows = []
+    path = os.path.join(workdir, "summary.json")
+    if os.path.exists(path):   # a re-run keeps the architectures already trained the same way
+        with open(path) as f:
+            old = json.load(f)
+        same = {k: v for k, v in old["config"].items() if k != "archs"} == {
+            k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items()
+            if k != "archs"}
+        done = {r["arch"]: r for r in old["rows"]} if same else {}
+    else:
+        done = {}
     for arch in cfg.archs:
+        if arch in done:
+            rows.append(done[arch])
+            continue
         build, what = ZOO[arch]
         s = run(cfg, lambda _cfg, build=build: build(), os.path.join(workdir, arch),
                 progress=not ns.no_progress, title=arch)
@@ -94,7 +108,7 @@ def main(argv=None) -> list[dict]:
                      "samples_per_s": s["samples_per_s"], "wall_time_s": s["wall_time_s"]})
         print(f"{arch}: {s['num_params']:,} params, test accuracy {s['test_accuracy']:.4f}, "
               f"{rows[-1]['seconds_per_epoch']:.0f} s per 60k-image epoch", flush=True)
-        with open(os.path.join(workdir, "summary.json"), "w") as f:
+        with open(path, "w") as f:
             json.dump({"config": dataclasses.asdict(cfg), "rows": rows}, f, indent=2)
     with open(os.path.join(workdir, "zoo_table.md"), "w") as f:
         f.write(table_markdown(rows))
