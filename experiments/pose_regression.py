@@ -11,7 +11,7 @@ network from scratch, each from ``labels`` rotated training images of all ten cl
 draw the images and their angles); the error is the mean absolute error in degrees on the
 10,000 test images, each rotated once (a fixed key). Predicting 0 everywhere scores 22.5.
 
-    python experiments/pose_regression.py --workdir runs/pose_regression
+    python experiments/pose_regression.py --workdir runs/pose_regression   # pretrains its own
     python experiments/pose_regression.py --dataset digits --pretrain-epochs 1 --steps 5 \\
         --seeds 1 --labels 20 --val-size 20 --features 4,8 --cut-layer block2   # smoke
 
@@ -20,7 +20,24 @@ summary.json (per arm and label count: per-seed and mean test/validation error i
 seconds), error_vs_labels.png and examples.png (rotated test items with true and predicted
 angles).
 
-Result: (filled in after the run)
+Run here (2 shared cores at load 20-28, nice 5: every time is 10-30x an idle machine's), the
+backbone loaded from transfer_fashion's 1-epoch pretraining (source test accuracy 0.871):
+
+    python experiments/pose_regression.py --workdir runs/pose_regression \
+        --pretrained runs/transfer_fashion/pretrain --steps 150 --labels 500     # 36 min here
+    python experiments/pose_regression.py --workdir runs/pose_regression_100 \
+        --pretrained runs/transfer_fashion/pretrain --steps 150 --labels 100
+
+Result, test mean absolute error in degrees (seeds 0, 1, 2; predicting 0 scores 22.4):
+
+    500 labels   fine-tuned 12.17 12.26 12.86 -> 12.43   scratch 12.00 11.70 11.73 -> 11.81
+                 head only  15.46 15.56 17.52 -> 16.18   (validation: 12.18 / 11.59 / 16.09)
+    100 labels   N100_RESULT
+
+The transferred network does NOT beat the same network from scratch at 500 labels (ratio
+1.05, the issue asks <= 0.7): at this budget (150 updates of 32 images) a 3-block BN convnet
+learns the angle from 500 rotated images as well as from the class-pretrained features; the
+frozen features alone (head only) are worse. See BUILD_NOTES for what was not tried.
 """
 from __future__ import annotations
 
@@ -49,7 +66,7 @@ POSE_ARMS = ("finetune", "head", "scratch")
 class Config(TransferConfig):
     cut_layer: str = "block3"           # BNConvNet's last conv block (3x3x64 for 28x28 inputs)
     max_degrees: float = 45.0           # angles t ~ U(-max_degrees, max_degrees)
-    labels: tuple[int, ...] = (200, 1000)   # labelled rotated images (all classes together)
+    labels: tuple[int, ...] = (100, 500)    # labelled rotated images (all classes together)
     val_size: int = 1000                # rotated validation images (fixed draw)
     arms: tuple[str, ...] = POSE_ARMS   # finetune, head, scratch
     head_lr: float = 3e-3               # new head's Adam learning rate

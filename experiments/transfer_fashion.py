@@ -10,8 +10,8 @@ same network from scratch; seeds 0..S-1 draw the k labels per class.
         --seeds 1 --labels 5 --curve-labels 2,5 --val-per-class 5 --features 4,8   # smoke
 
 Backbone: BNConvNet (conv 16/32/64 3x3 + batch norm + ReLU + max-pool 2, global average
-pool, dense) pretrained by Adam (lr 2e-3, cosine) for 2 epochs, batches of 128, cut at 'pool'
-(a 64-d feature vector). Transfer: a new Dense(5) head; ``steps`` = 300 Adam updates on
+pool, dense) pretrained by Adam (lr 2e-3, cosine) for 1 epoch, batches of 128, cut at 'pool'
+(a 64-d feature vector). Transfer: a new Dense(5) head; ``steps`` = 150 Adam updates on
 batches of 32 (cosine decay) for every arm and label count; head lr 1e-2, fine-tuned backbone
 lr 1e-3 (its batch norm in inference mode: running averages of the source data), scratch lr
 2e-3 for every layer (batch norm in training mode). Validation: 100 other training images

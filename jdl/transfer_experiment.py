@@ -55,10 +55,10 @@ class TransferConfig:
     source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)  # classes the backbone is pretrained on
     features: tuple[int, ...] = (16, 32, 64)    # BNConvNet widths of the backbone
     cut_layer: str = "pool"             # the backbone's output (BNConvNet: global average pool)
-    pretrain_epochs: int = 2            # epochs of the source classifier's training
+    pretrain_epochs: int = 1            # epochs of the source classifier's training
     pretrain_lr: float = 2e-3           # its Adam learning rate (cosine decay)
     pretrain_batch_size: int = 128      # its batch size
-    steps: int = 300                    # Adam updates of each transfer / scratch run
+    steps: int = 150                    # Adam updates of each transfer / scratch run
     batch_size: int = 32                # examples per update of the transfer runs
     head_lr: float = 1e-2               # new head's Adam learning rate
     finetune_lr: float = 1e-3           # backbone's learning rate when fine-tuned
