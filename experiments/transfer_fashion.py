@@ -108,7 +108,8 @@ def run(cfg: Config, workdir: str) -> dict:
 
     table = summarize(results, ("test_accuracy", "val_accuracy", "seconds"))
     if "features" in table:
-        table["features"][str(cfg.labels)]["C"] = [r["C"] for r in results["features", cfg.labels]]
+        feats = results["features", cfg.labels]
+        table["features"][str(cfg.labels)]["C"] = [r.get("C") for r in feats]
     summary = {"source_classes": list(cfg.source_classes),
                "target_classes": list(cfg.target_classes),
                "source_test_accuracy": src.source_test_accuracy, "pretrain_s": src.pretrain_s,
