@@ -25,7 +25,33 @@ label count: per-seed and mean validation/test accuracy, seconds),
 accuracy_vs_labels.png (test accuracy against labels per class, log x, fine-tuned vs scratch,
 each seed a dot, the mean a line; head-only and features at the table's label count).
 
-Result: (filled in after the run)
+Run here (2 shared cores at load 20-28, nice 5: every time is 10-30x an idle machine's; the
+work was cut to fit: 1 pretraining epoch, 150 updates per arm): pretraining 442 s (source test
+accuracy 0.871 on classes 0-4), then 2-5 min per arm (mostly compilation); the 1000-label
+runs went in a second process into the same workdir (records.jsonl), and a final re-run
+with ``--pretrained`` wrote summary.json and the figure from the records:
+
+    python experiments/transfer_fashion.py --workdir runs/transfer_fashion
+    python experiments/transfer_fashion.py --workdir runs/transfer_fashion \
+        --pretrained runs/transfer_fashion/pretrain
+
+Result, test accuracy on classes 5-9 (seeds 0, 1, 2 -> mean; validation mean in brackets):
+
+    100 labels/class  features + log. reg.  0.8952 0.9012 0.8976 -> 0.8980 (0.889)
+                      new head only         0.8324 0.8248 0.8310 -> 0.8294 (0.804)
+                      fine-tuned            0.8992 0.8960 0.9010 -> 0.8987 (0.883)
+                      from scratch          0.9228 0.9266 0.9194 -> 0.9229 (0.923)
+    10 labels/class   fine-tuned 0.8730 0.8218 0.8790 -> 0.8579; scratch 0.8520 0.8326 0.8612
+                      -> 0.8486
+    1000 labels/class K1000_RESULT
+
+The issue's bar (fine-tuned >= scratch + 5 points at 100 labels) is NOT met: fine-tuned is 2.4
+points BELOW scratch. Transfer helps only at 10 labels per class (+0.9 points). With 150
+updates the fine-tuned network stays near its starting features (it equals features +
+logistic regression, and does not improve from 100 to 1000 labels), while the same BN convnet
+from scratch reaches 0.92 on these five classes (sandal, shirt, sneaker, bag, ankle boot:
+four of them unlike anything in classes 0-4). A probe before (conv 32/64/128, 3 pretraining
+epochs, 400 updates, seed 0) gave fine-tuned 0.940 vs scratch 0.936: no 5-point gap either.
 """
 from __future__ import annotations
 

@@ -90,10 +90,11 @@ def test_logistic_regression_picks_c_by_validation_accuracy():
 
 
 @pytest.mark.parametrize("script,args,key", [
-    ("transfer_fashion", ["--labels", "4", "--curve-labels", "2,4", "--val-per-class", "4",
+    ("transfer_fashion", ["--labels", "4", "--curve-labels", "4", "--val-per-class", "4",
                           "--max-examples", "300"], "finetune_minus_scratch"),
     ("pose_regression", ["--labels", "30", "--val-size", "20", "--cut-layer", "block2",
-                         "--max-examples", "300"], "finetune_over_scratch_error"),
+                         "--max-examples", "300", "--arms", "finetune,scratch"],
+     "finetune_over_scratch_error"),
 ])
 def test_script_smoke(tmp_path, script, args, key):
     import importlib
