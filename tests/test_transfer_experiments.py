@@ -130,3 +130,18 @@ def test_pose_targets_are_the_scaled_angles_of_the_rotated_images():
     assert d["y"].shape == (6, 1) and np.all(np.abs(d["y"]) <= 1.0)
     np.testing.assert_allclose(d["x"], norm(np.asarray(rotate(imgs.astype(np.float32), t))),
                                atol=1e-4)
+
+
+def test_max_pool_padded_has_a_gradient_when_the_last_rows_are_unused():
+    """6 -> 2 with 3x3/2 windows: row and column 5 are reached by no window (AlexNetSmall's
+    pool5); the pool and its gradient equal those of a VALID reduce_window."""
+    from jax import lax
+    import jax.numpy as jnp
+    from jdl.nn.pooling import max_pool_padded
+    x = jnp.asarray(np.random.default_rng(0).random((2, 6, 7, 3)), jnp.float32)
+
+    def ref(x):
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID")
+    np.testing.assert_array_equal(max_pool_padded(x, 3, 2), ref(x))
+    g = jax.grad(lambda x: jnp.sum(max_pool_padded(x, 3, 2) ** 2))(x)
+    np.testing.assert_allclose(g, jax.grad(lambda x: jnp.sum(ref(x) ** 2))(x))
