@@ -17,7 +17,7 @@ checkpoints, learning curves, first-layer filters). Time per epoch is the measur
 Writes summary.json (one row per architecture; a re-run in the same workdir with the same
 settings keeps the rows it holds and trains the others) and zoo_table.md (the README table).
 
-Run here: ``python experiments/zoo_fashion.py --workdir runs/zoo_fashion`` (resumed once after
+Run here: ``python experiments/zoo_fashion.py --workdir runs/zoo_fashion`` (45 min in all here, resumed once after
 AlexNetSmall failed to train: jdl.nn.pooling's negative padding, fixed), on 2 cores shared with
 other trainings at load 8-29 that changed during the run, so the time column below is NOT a
 measure of the models (LeNet-5 ran at load ~27, VGG-11 at ~10): rerun on an idle machine for it.
@@ -30,7 +30,7 @@ measure of the models (LeNet-5 ran at load ~27, VGG-11 at ~10): rerun on an idle
     googlenet          354,850          0.0996         1285
     resnet18           701,178          0.5073          535
     vgg16            1,021,882          0.1900          825
-    ZFNET_ROW
+    zfnet            1,195,482          0.5295          337
 
 47 updates are too few for the deep ones: the plain VGGs are barely off chance (training
 accuracy 0.15 for VGG-11), and GoogLeNet's test accuracy is chance because its batch-norm
