@@ -4,6 +4,7 @@
 - ``quadratic_error(y, d)``: the lecture's loss(Y_m, D_m) = ||Y_m - D_m||^2, summed over outputs;
   integer targets are one-hot encoded, so the lecture's classifier with linear outputs is
   ``quadratic_error(logits, labels)``.
+- ``mean_absolute_error(y, d)``: sum_k |y_k - d_k|, for regression targets in their own unit.
 
 ``mask`` (shape (batch,), 0 or 1) drops padded examples: mean = sum(mask * l) / sum(mask).
 """
@@ -30,6 +31,13 @@ def quadratic_error(outputs, targets, mask=None):
     if jnp.issubdtype(targets.dtype, jnp.integer):
         targets = jax.nn.one_hot(targets, outputs.shape[-1], dtype=outputs.dtype)
     per = jnp.sum(jnp.square(outputs - targets).reshape(outputs.shape[0], -1), axis=-1)
+    return _masked_mean(per, mask)
+
+
+def mean_absolute_error(outputs, targets, mask=None):
+    """mean over examples of sum_k |outputs_k - targets_k| (for one output: the mean absolute
+    error in the target's unit)."""
+    per = jnp.sum(jnp.abs(outputs - targets).reshape(outputs.shape[0], -1), axis=-1)
     return _masked_mean(per, mask)
 
 

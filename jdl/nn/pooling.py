@@ -67,9 +67,13 @@ def max_pool_padded(x, window, strides=None, padding=0, ceil_mode: bool = False)
     (sh, sw) = _pair(strides if strides is not None else window, "strides")
     (ph, pw) = _pair(padding, "padding")
     pads = []
-    for size, k, s, p in ((x.shape[1], kh, sh, ph), (x.shape[2], kw, sw, pw)):
+    for axis, (size, k, s, p) in enumerate(((x.shape[1], kh, sh, ph), (x.shape[2], kw, sw, pw))):
         out = pool_output_size(size, k, s, p, ceil_mode)
-        pads.append((p, (out - 1) * s + k - size - p))
+        high = (out - 1) * s + k - size - p
+        if high < 0:   # trailing rows no window reaches: drop them (a negative pad has no VJP)
+            x = lax.slice_in_dim(x, 0, size + high, axis=axis + 1)
+            high = 0
+        pads.append((p, high))
     return lax.reduce_window(x, -jnp.inf, lax.max, (1, kh, kw, 1), (1, sh, sw, 1),
                              [(0, 0), pads[0], pads[1], (0, 0)])
 

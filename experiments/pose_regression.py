@@ -1,0 +1,177 @@
+"""Pose regression by transfer (the lecture's PoseNet / DeepDrive point: a pretrained convnet
+re-used for "precise localisation (position, bearing)", a target no classifier was trained
+on), on the data we have: the in-plane rotation of Fashion-MNIST items.
+
+Each image is turned by t ~ U(-45, 45) degrees (jdl.data.rotation: bilinear, about its centre)
+and the network regresses t. The backbone is the classifier of classes 0-4 that
+transfer_fashion pretrains (it only ever saw upright items: it never saw an angle), cut at
+``cut_layer``; a new Dense(1) head predicts t / 45, trained with the quadratic loss. Arms
+(jdl.transfer_experiment): the transferred network fine-tuned, its new head only, and the same
+network from scratch, each from ``labels`` rotated training images of all ten classes (seeds
+draw the images and their angles); the error is the mean absolute error in degrees on the
+10,000 test images, each rotated once (a fixed key). Predicting 0 everywhere scores 22.5.
+
+    python experiments/pose_regression.py --workdir runs/pose_regression   # pretrains its own
+    python experiments/pose_regression.py --dataset digits --pretrain-epochs 1 --steps 5 \\
+        --seeds 1 --labels 20 --val-size 20 --features 4,8 --cut-layer block2   # smoke
+
+Writes under the workdir: pretrain/ (the source classifier's checkpoints), config.json,
+summary.json (per arm and label count: per-seed and mean test/validation error in degrees,
+seconds), error_vs_labels.png and examples.png (rotated test items with true and predicted
+angles).
+
+Run here (2 shared cores at load 20-28, nice 5: every time is 10-30x an idle machine's), the
+backbone loaded from transfer_fashion's 1-epoch pretraining (source test accuracy 0.871):
+
+    python experiments/pose_regression.py --workdir runs/pose_regression \
+        --pretrained runs/transfer_fashion/pretrain --steps 150 --labels 500     # 36 min here
+    python experiments/pose_regression.py --workdir runs/pose_regression_100 \
+        --pretrained runs/transfer_fashion/pretrain --steps 150 --labels 100
+
+Result, test mean absolute error in degrees (seeds 0, 1, 2; predicting 0 scores 22.4):
+
+    500 labels   fine-tuned 12.17 12.26 12.86 -> 12.43   scratch 12.00 11.70 11.73 -> 11.81
+                 head only  15.46 15.56 17.52 -> 16.18   (validation: 12.18 / 11.59 / 16.09)
+    100 labels   fine-tuned 14.67 14.18 14.62 -> 14.49   scratch 16.50 15.41 14.59 -> 15.50
+                 head only  18.49 18.34 17.96 -> 18.27   (validation: 14.33 / 15.34 / 18.33)
+
+The transferred network is 6.5% better than scratch at 100 labels (ratio 0.93) and no better
+at 500 (ratio 1.05); the issue asks <= 0.7: NOT met. At this budget (150 updates of 32 images)
+a 3-block BN convnet learns the angle from 500 rotated images as well as from the
+class-pretrained features; the frozen features alone (head only) are worse. Runtime: 36 min
+(500 labels) and 31 min (100 labels) here, pretraining loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+
+from jdl.data.rotation import angle_metrics, rotated_items  # noqa: E402
+from jdl.transfer import cut  # noqa: E402
+from jdl.transfer_experiment import (TransferConfig, normalized, plot_vs_labels,  # noqa: E402
+                                     prepare, score, script_main, summarize, train_arm)
+
+POSE_ARMS = ("finetune", "head", "scratch")
+
+
+@dataclasses.dataclass
+class Config(TransferConfig):
+    cut_layer: str = "block3"           # BNConvNet's last conv block (3x3x64 for 28x28 inputs)
+    max_degrees: float = 45.0           # angles t ~ U(-max_degrees, max_degrees)
+    labels: tuple[int, ...] = (100, 500)    # labelled rotated images (all classes together)
+    val_size: int = 1000                # rotated validation images (fixed draw)
+    arms: tuple[str, ...] = POSE_ARMS   # finetune, head, scratch
+    head_lr: float = 3e-3               # new head's Adam learning rate
+
+    def validate(self) -> None:
+        super().validate()
+        bad = [a for a in self.arms if a not in POSE_ARMS]
+        if bad:
+            raise ValueError(f"arms must be among {POSE_ARMS}, got {bad}")
+        if any(n <= 0 for n in self.labels) or self.val_size <= 0:
+            raise ValueError(f"labels and val_size must be positive, got {self.labels}, "
+                             f"{self.val_size}")
+        if not 0 < self.max_degrees <= 180:
+            raise ValueError(f"max_degrees must be in (0, 180], got {self.max_degrees}")
+
+
+def rotated(images, norm, key, max_degrees: float) -> dict:
+    """{'x': normalised rotated images, 'y': angle / max_degrees, shape (N, 1)}; the raw pixels
+    are rotated (0 = background outside the item), then normalised."""
+    x, t = rotated_items(np.asarray(images, np.float32), key, max_degrees)
+    return {"x": normalized(norm, np.asarray(x)), "y": np.asarray(t)[:, None] / max_degrees}
+
+
+def run(cfg: Config, workdir: str) -> dict:
+    t_start = time.perf_counter()
+    src = prepare(cfg, workdir)
+    train, test, norm = src.train, src.test, src.norm
+    backbone, bvars = cut(src.model, src.state, cfg.cut_layer, src.x_source[:1])
+
+    x_test = test.images[: cfg.max_examples] if cfg.max_examples else test.images
+    tst = rotated(x_test, norm, jax.random.PRNGKey(2**20), cfg.max_degrees)
+    perm = np.random.default_rng(10_000).permutation(len(train.images))
+    val = rotated(train.images[perm[: cfg.val_size]], norm, jax.random.PRNGKey(2**20 + 1),
+                  cfg.max_degrees)
+    pool = perm[cfg.val_size:]
+    metrics = angle_metrics(cfg.max_degrees)
+    kw = dict(loss="quadratic", metrics=metrics)
+
+    results, models = {}, {}
+    for n in cfg.labels:
+        for seed in range(cfg.seeds):
+            idx = np.random.default_rng(seed).choice(pool, n, replace=False)
+            data = rotated(train.images[idx], norm, jax.random.PRNGKey(seed), cfg.max_degrees)
+            for arm in cfg.arms:
+                t0 = time.perf_counter()
+                m, res = train_arm(arm, cfg, backbone, bvars, data, 1, seed, **kw)
+                rec = {"val_mae_degrees": score(m, res.state, val, **kw)["mae_degrees"],
+                       "test_mae_degrees": score(m, res.state, tst, **kw)["mae_degrees"],
+                       "seconds": time.perf_counter() - t0}
+                results.setdefault((arm, n), []).append(rec)
+                models[arm] = (m, res.state)
+                print(f"n={n} seed={seed} {arm}: val {rec['val_mae_degrees']:.2f} deg, "
+                      f"test {rec['test_mae_degrees']:.2f} deg ({rec['seconds']:.0f}s)",
+                      flush=True)
+
+    table = summarize(results, ("test_mae_degrees", "val_mae_degrees", "seconds"))
+    ratios = {}
+    if "finetune" in table and "scratch" in table:
+        ratios = {str(n): table["finetune"][str(n)]["test_mae_degrees"]["mean"]
+                  / table["scratch"][str(n)]["test_mae_degrees"]["mean"] for n in cfg.labels}
+    summary = {"source_classes": list(cfg.source_classes),
+               "source_test_accuracy": src.source_test_accuracy, "pretrain_s": src.pretrain_s,
+               "max_degrees": cfg.max_degrees,
+               "predict_zero_mae_degrees": float(np.mean(np.abs(tst["y"])) * cfg.max_degrees),
+               "arms": table, "finetune_over_scratch_error": ratios,
+               "wall_time_s": time.perf_counter() - t_start}
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    styles = {"finetune": ("C0", "o", "transferred, fine-tuned"),
+              "head": ("C2", "^", "transferred, new head only"),
+              "scratch": ("C3", "s", "from scratch")}
+    plot_vs_labels(table, "test_mae_degrees", styles, os.path.join(workdir, "error_vs_labels.png"),
+                   "labelled rotated images (log scale)", "test mean absolute error (degrees)",
+                   f"rotation angle in [-{cfg.max_degrees:g}, {cfg.max_degrees:g}] degrees: "
+                   f"mean of {cfg.seeds} seeds")
+    if "finetune" in models:
+        plot_examples(*models["finetune"], tst, cfg, os.path.join(workdir, "examples.png"))
+    return summary
+
+
+def plot_examples(model, state, tst: dict, cfg: Config, path: str, count: int = 10) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = tst["x"][:count]
+    pred = np.asarray(model.apply({"params": state.params, **state.model_state}, x,
+                                  train=False))[:, 0] * cfg.max_degrees
+    true = tst["y"][:count, 0] * cfg.max_degrees
+    fig, axes = plt.subplots(1, count, figsize=(1.4 * count, 1.9))
+    for ax, img, t, p in zip(np.atleast_1d(axes), x, true, pred):
+        ax.imshow(img[..., 0], cmap="gray")
+        ax.set_title(f"{t:+.0f} / {p:+.0f}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle("true / predicted angle (degrees), fine-tuned", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    return script_main(Config, run, "pose_regression", "test_mae_degrees", argv, __doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""The transfer-learning experiments' runner (experiments/transfer_fashion.py,
+experiments/pose_regression.py): pretrain a classifier on some classes, cut it, and learn a new
+task from few labels in the lecture's four ways, against the same network trained from scratch.
+
+The lecture (transfer learning): "by removing last layer(s) ... one obtains a transformation of
+any input image into a semi-abstract representation, which can be used for learning SOMETHING
+ELSE: either by just using learnt representation as features, or by creating new convNet
+output and perform learning of new output layers + fine-tuning of re-used layers". The arms:
+
+- ``features``: features h(x) of the frozen backbone (jdl.transfer.extract_features) and a
+  multinomial logistic regression on them (scikit-learn, inputs standardised, C chosen on the
+  validation set);
+- ``head``: y = g(h(x)) with a new head g (a Dense layer) trained by Adam, h frozen (its
+  parameters receive the update -0.0: jdl.transfer.frozen) and in inference mode;
+- ``finetune``: the same model, h trained too with a smaller learning rate
+  (jdl.transfer.group_optimizer: one Adam per group);
+- ``scratch``: the same network (backbone + head) from a random initialisation, every layer
+  at the scratch learning rate, batch norm in training mode.
+
+Every gradient-trained arm runs ``steps`` Adam updates (cosine-decayed learning rate) on
+batches of ``min(batch_size, N)`` examples drawn epoch by epoch by jdl.train.fit, whatever the
+number N of labelled examples, so the arms and label counts cost the same.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Callable, Optional
+
+import flax.linen as nn
+import jax
+import numpy as np
+import optax
+
+from jdl import optim
+from jdl.data import class_subset, digits, fashion_mnist, fit_normalizer
+from jdl.nn import BNConvNet
+from jdl.train import (backprop, create_state, evaluate, evaluate_fn, fit, init_state,
+                       make_eval_step, make_train_step)
+from jdl.transfer import (TransferModel, extract_features, group_optimizer, init_transfer,
+                          load_backbone, split_variables)
+
+ARMS = ("features", "head", "finetune", "scratch")
+
+
+@dataclasses.dataclass
+class TransferConfig:
+    """Fields shared by the transfer experiments (each one a --flag)."""
+    dataset: str = "fashion_mnist"      # fashion_mnist | digits (8x8, for smoke runs)
+    data_dir: Optional[str] = None      # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
+    source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)  # classes the backbone is pretrained on
+    features: tuple[int, ...] = (16, 32, 64)    # BNConvNet widths of the backbone
+    cut_layer: str = "pool"             # the backbone's output (BNConvNet: global average pool)
+    pretrain_epochs: int = 1            # epochs of the source classifier's training
+    pretrain_lr: float = 2e-3           # its Adam learning rate (cosine decay)
+    pretrain_batch_size: int = 128      # its batch size
+    steps: int = 150                    # Adam updates of each transfer / scratch run
+    batch_size: int = 32                # examples per update of the transfer runs
+    head_lr: float = 1e-2               # new head's Adam learning rate
+    finetune_lr: float = 1e-3           # backbone's learning rate when fine-tuned
+    scratch_lr: float = 2e-3            # every layer's learning rate from scratch
+    backbone_train: bool = False        # fine-tuned backbone's batch norm in training mode
+    seeds: int = 3                      # seeds 0..S-1: draws of the labelled examples
+    max_examples: Optional[int] = None  # cap every split (smoke runs)
+    pretrained: Optional[str] = None    # workdir of a pretraining run to load instead of training
+
+    def validate(self) -> None:
+        errs = []
+        if self.dataset not in ("fashion_mnist", "digits"):
+            errs.append(f"dataset must be 'fashion_mnist' or 'digits', got {self.dataset!r}")
+        for name in ("pretrain_epochs", "pretrain_batch_size", "steps", "batch_size", "seeds"):
+            if getattr(self, name) <= 0:
+                errs.append(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("pretrain_lr", "head_lr", "finetune_lr", "scratch_lr"):
+            if not getattr(self, name) > 0:
+                errs.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_examples is not None and self.max_examples <= 0:
+            errs.append(f"max_examples must be positive or None, got {self.max_examples}")
+        if errs:
+            raise ValueError("invalid configuration: " + "; ".join(errs))
+
+
+# --- data -------------------------------------------------------------------------------------
+def load_images(cfg: TransferConfig):
+    """(train Split, test Split, pixel scale): Fashion-MNIST, or scikit-learn's digits."""
+    if cfg.dataset == "digits":
+        return digits.load("train"), digits.load("test"), 16.0
+    return (fashion_mnist.load("train", data_dir=cfg.data_dir),
+            fashion_mnist.load("test", data_dir=cfg.data_dir), 255.0)
+
+
+def source_data(cfg: TransferConfig, train):
+    """The pretraining set: training images of ``source_classes`` relabelled 0..K-1, capped
+    at ``max_examples``; and the normaliser fitted on it (the backbone's input statistics)."""
+    x, y = class_subset(train.images, train.labels, cfg.source_classes)
+    if cfg.max_examples:
+        x, y = x[: cfg.max_examples], y[: cfg.max_examples]
+    return (x, y), fit_normalizer(x)
+
+
+# --- training -------------------------------------------------------------------------------
+def adam_cosine(lr: float, steps: int) -> optax.GradientTransformation:
+    """Adam (Kingma & Ba 2015) with the learning rate lr * (1 + cos(pi t / steps)) / 2."""
+    return optim.adam(optim.cosine(lr, steps))
+
+
+def train_steps(model, params, model_state, tx, data: dict, *, steps: int, batch_size: int,
+                seed: int, loss="cross_entropy", metrics: Callable | None = None,
+                workdir: str | None = None, grad_fn: Callable | None = None):
+    """``steps`` updates of ``model`` from (params, model_state) on ``data`` ({'x', 'y'}) with
+    jdl.train.fit: epochs of floor(N / b) batches of b = min(batch_size, N) examples, as many
+    epochs as ``steps`` needs (the last one cut short is not run: ceil is taken on epochs, so
+    the run makes at least ``steps`` updates). Returns the FitResult."""
+    n = len(data["x"])
+    b = min(batch_size, n)
+    epochs = math.ceil(steps / (n // b))
+    kw = {} if metrics is None else {"metrics": metrics}
+    state = create_state(params, tx, jax.random.PRNGKey(seed), model_state=model_state)
+    step = make_train_step(grad_fn or backprop(model, loss=loss, **kw), tx)
+    return fit(step, state, data, epochs=epochs, batch_size=b, seed=seed, workdir=workdir,
+               progress=False, log_every=max(1, n // b), tensorboard=False)
+
+
+def score(model, state, data: dict, loss="cross_entropy", metrics: Callable | None = None,
+          batch_size: int = 1000) -> dict:
+    """Mean loss and metrics of ``model`` in inference mode over ``data``."""
+    kw = {} if metrics is None else {"metrics": metrics}
+    return evaluate(make_eval_step(evaluate_fn(model, loss=loss, **kw)), state, data, batch_size)
+
+
+def source_classifier(cfg: TransferConfig, x, y, workdir: str | None = None):
+    """The source classifier BNConvNet(num_classes=K, features): trained by Adam with cosine
+    decay for ``pretrain_epochs`` on (x, y), its checkpoints written under ``workdir``; or,
+    when ``cfg.pretrained`` names the workdir of such a run (e.g. transfer_fashion's
+    pretrain/), read back from its last checkpoint (jdl.transfer.load_backbone) instead.
+    Returns (model, TrainState, seconds spent)."""
+    t0 = time.perf_counter()
+    model = BNConvNet(num_classes=len(cfg.source_classes), features=tuple(cfg.features))
+    if cfg.pretrained:
+        params, model_state = split_variables(load_backbone(cfg.pretrained, model, x[:1]))
+        state = create_state(params, optax.identity(), jax.random.PRNGKey(0), model_state)
+        return model, state, time.perf_counter() - t0
+    spe = len(x) // min(cfg.pretrain_batch_size, len(x))
+    tx = adam_cosine(cfg.pretrain_lr, cfg.pretrain_epochs * spe)
+    state = init_state(model, tx, x[:1], jax.random.PRNGKey(0))
+    result = fit(make_train_step(backprop(model), tx), state, {"x": x, "y": y},
+                 epochs=cfg.pretrain_epochs, batch_size=min(cfg.pretrain_batch_size, len(x)),
+                 seed=0, workdir=workdir, progress=False, log_every=50)
+    return model, result.state, time.perf_counter() - t0
+
+
+def transfer_model(backbone, num_outputs: int, backbone_train: bool) -> TransferModel:
+    """backbone -> a new Dense head of ``num_outputs`` (the backbone's output is already a
+    vector: BNConvNet cut at 'pool')."""
+    return TransferModel(backbone=backbone, head=nn.Dense(num_outputs), pool="flatten",
+                         backbone_train=backbone_train)
+
+
+def train_arm(arm: str, cfg: TransferConfig, backbone, backbone_vars, data: dict,
+              num_outputs: int, seed: int, loss="cross_entropy",
+              metrics: Callable | None = None):
+    """Train one gradient arm ('head', 'finetune' or 'scratch', see the module docstring) on
+    ``data``; returns (model, FitResult)."""
+    if arm not in ("head", "finetune", "scratch"):
+        raise ValueError(f"arm must be 'head', 'finetune' or 'scratch', got {arm!r}")
+    rng = jax.random.PRNGKey(1000 + seed)
+    if arm == "scratch":
+        model = transfer_model(backbone, num_outputs, backbone_train=True)
+        variables = model.init(rng, data["x"][:1], train=False)
+        tx = adam_cosine(cfg.scratch_lr, cfg.steps)
+    else:
+        model = transfer_model(backbone, num_outputs,
+                               backbone_train=cfg.backbone_train and arm == "finetune")
+        variables = init_transfer(model, rng, data["x"][:1], backbone_vars)
+        body = "frozen" if arm == "head" else "finetune"
+        transforms = {"head": adam_cosine(cfg.head_lr, cfg.steps)}
+        if body == "finetune":
+            transforms["finetune"] = adam_cosine(cfg.finetune_lr, cfg.steps)
+        tx = group_optimizer(transforms, {"backbone": body, "head": "head"})
+    params, model_state = split_variables(variables)
+    result = train_steps(model, params, model_state, tx, data, steps=cfg.steps,
+                         batch_size=cfg.batch_size, seed=seed, loss=loss, metrics=metrics)
+    return model, result
+
+
+def logistic_regression(train_features, train_y, val_features, val_y,
+                        cs=(0.01, 0.1, 1.0, 10.0)):
+    """scikit-learn's multinomial LogisticRegression on standardised features, its inverse
+    regularisation C chosen among ``cs`` by validation accuracy; returns (classifier, scaler,
+    C, validation accuracy)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train_features)
+    ftr, fva = scaler.transform(train_features), scaler.transform(val_features)
+    best = None
+    for c in cs:
+        clf = LogisticRegression(C=c, max_iter=2000).fit(ftr, train_y)
+        acc = float(clf.score(fva, val_y))
+        if best is None or acc > best[3]:
+            best = (clf, scaler, c, acc)
+    return best
+
+
+def features_arm(backbone, backbone_vars, train: dict, val: dict, test: dict) -> dict:
+    """The 'features' arm: logistic regression on the frozen backbone's features; returns its
+    validation and test accuracy and the chosen C."""
+    f = {k: extract_features(backbone, backbone_vars, d["x"], pool="flatten")
+         for k, d in (("train", train), ("val", val), ("test", test))}
+    clf, scaler, c, val_acc = logistic_regression(f["train"], train["y"], f["val"], val["y"])
+    test_acc = float(clf.score(scaler.transform(f["test"]), test["y"]))
+    return {"val_accuracy": val_acc, "test_accuracy": test_acc, "C": c}
+
+
+def normalized(norm, x) -> np.ndarray:
+    """``norm(x)`` as float32 NHWC."""
+    return np.asarray(norm(x), np.float32)
+
+
+# --- the scripts' common frame ------------------------------------------------------------------
+@dataclasses.dataclass
+class Source:
+    """What every transfer script starts from: the data, the input normaliser, the source
+    classifier (model, TrainState), its pretraining seconds and its test accuracy."""
+    train: object
+    test: object
+    norm: object
+    x_source: np.ndarray                # normalised pretraining images
+    model: object
+    state: object
+    pretrain_s: float
+    source_test_accuracy: float
+
+
+def prepare(cfg: TransferConfig, workdir: str) -> Source:
+    """Validate ``cfg``, write workdir/config.json, load the data and train (or load, with
+    ``cfg.pretrained``) the source classifier into workdir/pretrain; print its test accuracy
+    on the test images of the source classes."""
+    cfg.validate()
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(cfg), f, indent=2)
+    train, test, _ = load_images(cfg)
+    (xs, ys), norm = source_data(cfg, train)
+    xs = normalized(norm, xs)
+    model, state, seconds = source_classifier(cfg, xs, ys, os.path.join(workdir, "pretrain"))
+    xst, yst = class_subset(test.images, test.labels, cfg.source_classes)
+    acc = score(model, state, {"x": normalized(norm, xst), "y": yst})["accuracy"]
+    print(f"source classifier (classes {cfg.source_classes}, {seconds:.0f}s): test accuracy "
+          f"{acc:.4f}", flush=True)
+    return Source(train, test, norm, xs, model, state, seconds, acc)
+
+
+def stats(values) -> dict:
+    """{'per_seed': values, 'mean', 'std'} (population std over the seeds)."""
+    v = np.asarray(values, np.float64)
+    return {"per_seed": v.tolist(), "mean": float(v.mean()), "std": float(v.std())}
+
+
+def summarize(results: dict, keys) -> dict:
+    """{(arm, n): [per-seed records]} -> {arm: {str(n): {key: stats(...) for key in keys}}}."""
+    table = {}
+    for (arm, n), recs in results.items():
+        table.setdefault(arm, {})[str(n)] = {k: stats([r[k] for r in recs]) for k in keys}
+    return table
+
+
+def plot_vs_labels(table: dict, metric: str, styles: dict, path: str, xlabel: str,
+                   ylabel: str, title: str) -> None:
+    """``metric`` of each arm of ``table`` (summarize's) against the label count, log x: the
+    mean as a line, each seed a dot; ``styles``: {arm: (color, marker, legend label)}."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for arm, (color, marker, label) in styles.items():
+        if arm not in table:
+            continue
+        ns = sorted(int(n) for n in table[arm])
+        ax.plot(ns, [table[arm][str(n)][metric]["mean"] for n in ns], color=color,
+                marker=marker, label=label, ls="-" if len(ns) > 1 else "none", ms=7)
+        for n in ns:
+            seeds = table[arm][str(n)][metric]["per_seed"]
+            ax.scatter([n] * len(seeds), seeds, color=color, s=12, alpha=0.5)
+    ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def script_main(config_cls, run: Callable, name: str, metric: str, argv=None,
+                description: str = "") -> dict:
+    """Command line of a transfer script: flags from ``config_cls`` (jdl.experiment.parse_args),
+    ``run(cfg, workdir)`` (default workdir runs/<name>), then the mean ``metric`` per arm and
+    label count printed as JSON; returns the summary."""
+    from jdl.experiment import parse_args
+
+    cfg, ns = parse_args(config_cls, argv, description=description)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        sys.exit(f"{name}: {e}")
+    summary = run(cfg, ns.workdir or os.path.join("runs", name))
+    print(json.dumps({a: {n: round(v[metric]["mean"], 4) for n, v in t.items()}
+                      for a, t in summary["arms"].items()}))
+    return summary
+
+
+# --- finished runs, kept so that an interrupted experiment continues where it stopped -----------
+RUN_FIELDS = ("dataset", "source_classes", "features", "cut_layer", "steps", "batch_size",
+              "head_lr", "finetune_lr", "scratch_lr", "backbone_train", "max_examples")
+
+
+def run_signature(cfg, extra: tuple = ()) -> dict:
+    """The config fields a single run's result depends on (RUN_FIELDS and ``extra``)."""
+    d = dataclasses.asdict(cfg)
+    return {k: list(d[k]) if isinstance(d[k], tuple) else d[k] for k in RUN_FIELDS + extra}
+
+
+def load_records(path: str, signature: dict) -> dict:
+    """{(arm, n, seed): record} of the finished runs in the JSON-lines file ``path`` made with
+    the same ``signature`` (others are ignored); {} when there is no such file."""
+    out = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                if r["signature"] == signature:
+                    out[r["arm"], r["n"], r["seed"]] = r["record"]
+    return out
+
+
+def append_record(path: str, signature: dict, arm: str, n: int, seed: int, record: dict):
+    """Append one finished run to the JSON-lines file ``path``."""
+    with open(path, "a") as f:
+        f.write(json.dumps({"signature": signature, "arm": arm, "n": n, "seed": seed,
+                            "record": record}) + "\n")

@@ -1,0 +1,147 @@
+"""The transfer experiments' runner (jdl.transfer_experiment) and smoke runs of
+transfer_fashion and pose_regression on scikit-learn's digits."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jdl.transfer import cut  # noqa: E402
+from jdl.transfer_experiment import (TransferConfig, logistic_regression,  # noqa: E402
+                                     source_classifier, train_arm, train_steps)
+
+TINY = dict(dataset="digits", features=(4, 8), pretrain_epochs=1, pretrain_batch_size=50,
+            steps=6, batch_size=20, seeds=1)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    from jdl.data import digits, fit_normalizer
+    tr = digits.load("train")
+    norm = fit_normalizer(tr.images)
+    x, y = norm(tr.images), tr.labels
+    src = y < 5
+    cfg = TransferConfig(source_classes=(0, 1, 2, 3, 4), **TINY)
+    workdir = str(tmp_path_factory.mktemp("pre"))
+    model, state, _ = source_classifier(cfg, x[src], y[src], workdir)
+    target = {"x": x[~src][:40], "y": (y[~src] - 5)[:40].astype(np.int32)}
+    return cfg, model, state, workdir, target
+
+
+def leaves_equal(a, b) -> bool:
+    return all(np.array_equal(np.asarray(u), np.asarray(v))
+               for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_arms_freeze_fine_tune_or_ignore_the_backbone(pretrained):
+    cfg, model, state, _, target = pretrained
+    backbone, bvars = cut(model, state, "pool", target["x"][:1])
+    trained = {}
+    for arm in ("head", "finetune", "scratch"):
+        m, res = train_arm(arm, cfg, backbone, bvars, target, 5, seed=0)
+        assert int(res.state.step) >= cfg.steps
+        trained[arm] = res.state
+    head = trained["head"]
+    assert leaves_equal(head.params["backbone"], bvars["params"])          # frozen: bit-identical
+    assert leaves_equal(head.model_state["batch_stats"]["backbone"], bvars["batch_stats"])
+    assert not leaves_equal(trained["finetune"].params["backbone"], bvars["params"])
+    # the head-only and fine-tuned heads start from the same draw, then differ
+    assert not leaves_equal(trained["finetune"].params["head"], head.params["head"])
+    # scratch never sees the pretrained weights: its first conv is far from them
+    k_pre = np.asarray(bvars["params"]["Conv_0"]["kernel"])
+    k_scr = np.asarray(trained["scratch"].params["backbone"]["Conv_0"]["kernel"])
+    assert np.max(np.abs(k_pre - k_scr)) > 1e-2
+
+
+def test_train_steps_makes_at_least_the_asked_updates(pretrained):
+    cfg, model, state, _, target = pretrained
+    import optax
+    res = train_steps(model, state.params, state.model_state, optax.sgd(0.0),
+                      {"x": target["x"][:15], "y": target["y"][:15] % 5}, steps=7,
+                      batch_size=10, seed=0)
+    assert int(res.state.step) == 7     # 15 // 10 = 1 update per epoch, 7 epochs
+
+
+def test_pretrained_classifier_reloads_from_its_checkpoint(pretrained):
+    cfg, model, state, workdir, target = pretrained
+    again = TransferConfig(source_classes=(0, 1, 2, 3, 4), pretrained=workdir, **TINY)
+    model2, state2, _ = source_classifier(again, target["x"], None)
+    assert leaves_equal(state2.params, state.params)
+    assert leaves_equal(state2.model_state, state.model_state)
+
+
+def test_logistic_regression_picks_c_by_validation_accuracy():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6))
+    y = (x[:, 0] + 0.8 * rng.normal(size=120) > 0).astype(int)
+    clf, scaler, c, acc = logistic_regression(x[:60], y[:60], x[60:], y[60:], cs=(1e-3, 1.0))
+    s = StandardScaler().fit(x[:60])
+    accs = {cc: LogisticRegression(C=cc, max_iter=2000).fit(s.transform(x[:60]), y[:60])
+            .score(s.transform(x[60:]), y[60:]) for cc in (1e-3, 1.0)}
+    assert acc == pytest.approx(max(accs.values())) and accs[c] == pytest.approx(acc)
+
+
+@pytest.mark.parametrize("script,args,key", [
+    ("transfer_fashion", ["--labels", "4", "--curve-labels", "4", "--val-per-class", "4",
+                          "--max-examples", "300"], "finetune_minus_scratch"),
+    ("pose_regression", ["--labels", "30", "--val-size", "20", "--cut-layer", "block2",
+                         "--max-examples", "300", "--arms", "finetune,scratch"],
+     "finetune_over_scratch_error"),
+])
+def test_script_smoke(tmp_path, script, args, key):
+    import importlib
+    mod = importlib.import_module(f"experiments.{script}")
+    flags = ["--dataset", "digits", "--features", "4,8", "--pretrain-epochs", "1",
+             "--steps", "3", "--seeds", "1", "--workdir", str(tmp_path)] + args
+    summary = mod.main(flags)
+    assert key in summary
+    with open(tmp_path / "summary.json") as f:
+        assert json.load(f)["arms"].keys() == summary["arms"].keys()
+    assert any(p.endswith(".png") for p in os.listdir(tmp_path))
+
+
+def test_zoo_fashion_smoke_writes_the_table(tmp_path):
+    from experiments import zoo_fashion
+    rows = zoo_fashion.main(["--dataset", "digits", "--archs", "lenet5", "--max-train-examples",
+                             "256", "--workdir", str(tmp_path), "--no-progress"])
+    assert [r["arch"] for r in rows] == ["lenet5"] and rows[0]["num_params"] > 0
+    table = (tmp_path / "zoo_table.md").read_text()
+    assert f"{rows[0]['num_params']:,}" in table and "lenet5" in table
+    with pytest.raises(SystemExit):
+        zoo_fashion.main(["--archs", "lenet6", "--workdir", str(tmp_path / "x")])
+
+
+def test_pose_targets_are_the_scaled_angles_of_the_rotated_images():
+    from experiments.pose_regression import rotated
+    from jdl.data import fit_normalizer
+    from jdl.data.rotation import rotate
+    imgs = np.random.default_rng(0).integers(0, 256, (6, 10, 10, 1)).astype(np.uint8)
+    norm = fit_normalizer(imgs)
+    d = rotated(imgs, norm, jax.random.PRNGKey(3), 30.0)
+    t = d["y"][:, 0] * 30.0
+    assert d["y"].shape == (6, 1) and np.all(np.abs(d["y"]) <= 1.0)
+    np.testing.assert_allclose(d["x"], norm(np.asarray(rotate(imgs.astype(np.float32), t))),
+                               atol=1e-4)
+
+
+def test_max_pool_padded_has_a_gradient_when_the_last_rows_are_unused():
+    """6 -> 2 with 3x3/2 windows: row and column 5 are reached by no window (AlexNetSmall's
+    pool5); the pool and its gradient equal those of a VALID reduce_window."""
+    from jax import lax
+    import jax.numpy as jnp
+    from jdl.nn.pooling import max_pool_padded
+    x = jnp.asarray(np.random.default_rng(0).random((2, 6, 7, 3)), jnp.float32)
+
+    def ref(x):
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID")
+    np.testing.assert_array_equal(max_pool_padded(x, 3, 2), ref(x))
+    g = jax.grad(lambda x: jnp.sum(max_pool_padded(x, 3, 2) ** 2))(x)
+    np.testing.assert_allclose(g, jax.grad(lambda x: jnp.sum(ref(x) ** 2))(x))
