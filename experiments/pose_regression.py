@@ -44,7 +44,6 @@ class-pretrained features; the frozen features alone (head only) are worse. Runt
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -54,12 +53,9 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-
-from jdl.data.rotation import angle_metrics, rotated_items  # noqa: E402
-from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (TransferConfig, normalized, plot_vs_labels,  # noqa: E402
-                                     prepare, score, script_main, summarize, train_arm)
+from jdl import run_dir  # noqa: E402
+from jdl.experiment import answer_help  # noqa: E402
+from jdl.transfer_config import TransferConfig  # noqa: E402
 
 POSE_ARMS = ("finetune", "head", "scratch")
 
@@ -83,6 +79,17 @@ class Config(TransferConfig):
                              f"{self.val_size}")
         if not 0 < self.max_degrees <= 180:
             raise ValueError(f"max_degrees must be in (0, 180], got {self.max_degrees}")
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(Config, "pose_regression", __doc__)
+
+import jax  # noqa: E402
+
+from jdl.data.rotation import angle_metrics, rotated_items  # noqa: E402
+from jdl.transfer import cut  # noqa: E402
+from jdl.transfer_experiment import (normalized, plot_vs_labels, prepare, score,  # noqa: E402
+                                     script_main, summarize, train_arm)
 
 
 def rotated(images, norm, key, max_degrees: float) -> dict:
@@ -129,14 +136,16 @@ def run(cfg: Config, workdir: str) -> dict:
     if "finetune" in table and "scratch" in table:
         ratios = {str(n): table["finetune"][str(n)]["test_mae_degrees"]["mean"]
                   / table["scratch"][str(n)]["test_mae_degrees"]["mean"] for n in cfg.labels}
-    summary = {"source_classes": list(cfg.source_classes),
+    summary = {"experiment": "pose_regression", "resumed": False, "test": None,
+               "test_model": ("no single test model: each arm's test error per label count and "
+                              "seed under arms"),
+               "source_classes": list(cfg.source_classes),
                "source_test_accuracy": src.source_test_accuracy, "pretrain_s": src.pretrain_s,
                "max_degrees": cfg.max_degrees,
                "predict_zero_mae_degrees": float(np.mean(np.abs(tst["y"])) * cfg.max_degrees),
                "arms": table, "finetune_over_scratch_error": ratios,
                "wall_time_s": time.perf_counter() - t_start}
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    summary = run_dir.write_summary(workdir, summary)
     styles = {"finetune": ("C0", "o", "transferred, fine-tuned"),
               "head": ("C2", "^", "transferred, new head only"),
               "scratch": ("C3", "s", "from scratch")}

@@ -19,7 +19,7 @@ per class (fixed, disjoint from the labelled ones) choose the logistic regressio
 are reported beside the test accuracy; the test set is the 5,000 test images of classes 5-9.
 
 Writes under the workdir: pretrain/ (checkpoints of the source classifier), config.json,
-records.jsonl (each finished run: a re-run in the same workdir, e.g. with ``--pretrained
+records.jsonl (each finished run: ``--resume`` in the same workdir, e.g. with ``--pretrained
 <workdir>/pretrain``, skips the runs it holds for the same settings), summary.json (per arm and
 label count: per-seed and mean validation/test accuracy, seconds),
 accuracy_vs_labels.png (test accuracy against labels per class, log x, fine-tuned vs scratch,
@@ -32,7 +32,7 @@ runs went in a second process into the same workdir (records.jsonl), and a final
 with ``--pretrained`` wrote summary.json and the figure from the records:
 
     python experiments/transfer_fashion.py --workdir runs/transfer_fashion
-    python experiments/transfer_fashion.py --workdir runs/transfer_fashion \
+    python experiments/transfer_fashion.py --workdir runs/transfer_fashion --resume \
         --pretrained runs/transfer_fashion/pretrain
 
 Result, test accuracy on classes 5-9 (seeds 0, 1, 2 -> mean; validation mean in brackets):
@@ -57,7 +57,6 @@ epochs, 400 updates, seed 0) gave fine-tuned 0.940 vs scratch 0.936: no 5-point 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -65,12 +64,9 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jdl.data import class_subset, per_class_sample  # noqa: E402
-from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (ARMS, TransferConfig, append_record,  # noqa: E402
-                                     features_arm, load_records, normalized, plot_vs_labels,
-                                     prepare, run_signature, score, script_main, summarize,
-                                     train_arm)
+from jdl import run_dir  # noqa: E402
+from jdl.experiment import answer_help  # noqa: E402
+from jdl.transfer_config import ARMS, TransferConfig  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -89,6 +85,16 @@ class Config(TransferConfig):
         if self.labels <= 0 or any(k <= 0 for k in self.curve_labels) or self.val_per_class <= 0:
             raise ValueError("labels, curve_labels and val_per_class must be positive, got "
                              f"{self.labels}, {self.curve_labels}, {self.val_per_class}")
+
+
+if __name__ == "__main__":   # --help before importing JAX: it answers at once
+    answer_help(Config, "transfer_fashion", __doc__)
+
+from jdl.data import class_subset, per_class_sample  # noqa: E402
+from jdl.transfer import cut  # noqa: E402
+from jdl.transfer_experiment import (append_record, features_arm, load_records,  # noqa: E402
+                                     normalized, plot_vs_labels, prepare, run_signature, score,
+                                     script_main, summarize, train_arm)
 
 
 def run(cfg: Config, workdir: str) -> dict:
@@ -137,7 +143,10 @@ def run(cfg: Config, workdir: str) -> dict:
     if "features" in table:
         feats = results["features", cfg.labels]
         table["features"][str(cfg.labels)]["C"] = [r.get("C") for r in feats]
-    summary = {"source_classes": list(cfg.source_classes),
+    summary = {"experiment": "transfer_fashion", "resumed": bool(done), "test": None,
+               "test_model": ("no single test model: each arm's test accuracy per label count "
+                              "and seed under arms"),
+               "source_classes": list(cfg.source_classes),
                "target_classes": list(cfg.target_classes),
                "source_test_accuracy": src.source_test_accuracy, "pretrain_s": src.pretrain_s,
                "labels_per_class": cfg.labels, "arms": table,
@@ -146,8 +155,7 @@ def run(cfg: Config, workdir: str) -> dict:
         summary["finetune_minus_scratch"] = (
             table["finetune"][str(cfg.labels)]["test_accuracy"]["mean"]
             - table["scratch"][str(cfg.labels)]["test_accuracy"]["mean"])
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    summary = run_dir.write_summary(workdir, summary)
     styles = {"finetune": ("C0", "o", "fine-tuned"), "scratch": ("C3", "s", "from scratch"),
               "head": ("C2", "^", "new head only"),
               "features": ("C1", "D", "features + log. reg.")}
@@ -159,6 +167,7 @@ def run(cfg: Config, workdir: str) -> dict:
 
 
 def main(argv=None) -> dict:
+    """The command line; errors are one line (script_main)."""
     return script_main(Config, run, "transfer_fashion", "test_accuracy", argv, __doc__)
 
 

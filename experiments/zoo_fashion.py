@@ -14,8 +14,8 @@ checkpoints, learning curves, first-layer filters). Time per epoch is the measur
 (compilation excluded) scaled to a full epoch of the 60,000 training images:
 60,000 / (training samples per second).
 
-Writes summary.json (one row per architecture; a re-run in the same workdir with the same
-settings keeps the rows it holds and trains the others) and zoo_table.md (the README table).
+Writes summary.json (one row per architecture; ``--resume`` with the same settings keeps the rows
+it holds, resumes an interrupted architecture and trains the others) and zoo_table.md (the README table).
 
 Run here: ``python experiments/zoo_fashion.py --workdir runs/zoo_fashion`` (45 min in all here, resumed once after
 AlexNetSmall failed to train: jdl.nn.pooling's negative padding, fixed), on 2 cores shared with
@@ -43,32 +43,41 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from functools import partial
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jdl import nn as jnn  # noqa: E402
-from jdl.experiment import ExperimentConfig, parse_args, run  # noqa: E402
+from jdl import run_dir  # noqa: E402
+from jdl.command_line import script  # noqa: E402
+from jdl.experiment import ExperimentConfig, start  # noqa: E402
 
-# name -> (constructor of the small-input form, what it is), cheapest first
-ZOO = {
-    "lenet5": (partial(jnn.LeNet5, activation="relu", pool="max"),
-               "LeNet-5 (LeCun et al. 1998), ReLU + max-pool"),
-    "keras_example": (jnn.KerasExample, "the lecture's Keras example"),
-    "alexnet": (jnn.SMALL_ZOO["alexnet"], "AlexNet (Krizhevsky et al. 2012)"),
-    "vgg11": (jnn.SMALL_ZOO["vgg11"], "VGG-11 (Simonyan & Zisserman 2015)"),
-    "googlenet": (jnn.SMALL_ZOO["googlenet"], "GoogLeNet (Szegedy et al. 2015)"),
-    "resnet18": (jnn.SMALL_ZOO["resnet18"], "ResNet-18 (He et al. 2016)"),
-    "vgg16": (jnn.SMALL_ZOO["vgg16"], "VGG-16"),
-    "zfnet": (jnn.SMALL_ZOO["zfnet"], "ZFNet (Zeiler & Fergus 2014)"),
+# name -> what it is, cheapest first (the constructors: zoo())
+WHAT = {
+    "lenet5": "LeNet-5 (LeCun et al. 1998), ReLU + max-pool",
+    "keras_example": "the lecture's Keras example",
+    "alexnet": "AlexNet (Krizhevsky et al. 2012)",
+    "vgg11": "VGG-11 (Simonyan & Zisserman 2015)",
+    "googlenet": "GoogLeNet (Szegedy et al. 2015)",
+    "resnet18": "ResNet-18 (He et al. 2016)",
+    "vgg16": "VGG-16",
+    "zfnet": "ZFNet (Zeiler & Fergus 2014)",
 }
 FULL_EPOCH = 60_000
 
 
+def zoo() -> dict:
+    """name -> constructor of the architecture's small-input form (imports jdl.nn, so JAX)."""
+    from jdl import nn as jnn
+    return {"lenet5": partial(jnn.LeNet5, activation="relu", pool="max"),
+            "keras_example": jnn.KerasExample,
+            **{k: jnn.SMALL_ZOO[k] for k in WHAT if k not in ("lenet5", "keras_example")}}
+
+
 @dataclasses.dataclass
 class Config(ExperimentConfig):
-    archs: tuple[str, ...] = tuple(ZOO)     # architectures to train, in this order
+    archs: tuple[str, ...] = tuple(WHAT)    # architectures to train, in this order
     optimizer: str = "adam"                # the same recipe for every architecture
     batch_size: int = 64                    # examples per update
     learning_rate: float = 1e-3             # Adam's, cosine decay
@@ -79,9 +88,9 @@ class Config(ExperimentConfig):
 
     def validate(self) -> None:
         super().validate()
-        bad = [a for a in self.archs if a not in ZOO]
+        bad = [a for a in self.archs if a not in WHAT]
         if bad:
-            raise ValueError(f"archs must be among {tuple(ZOO)}, got {bad}")
+            raise ValueError(f"archs must be among {tuple(WHAT)}, got {bad}")
 
 
 def table_markdown(rows: list[dict]) -> str:
@@ -93,41 +102,40 @@ def table_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@script("zoo_fashion", Config)
 def main(argv=None) -> list[dict]:
-    cfg, ns = parse_args(Config, argv, description=__doc__)
-    try:
-        cfg.validate()
-    except ValueError as e:
-        sys.exit(f"zoo_fashion: {e}")
-    workdir = ns.workdir or os.path.join("runs", "zoo_fashion")
-    os.makedirs(workdir, exist_ok=True)
-    rows = []
-    path = os.path.join(workdir, "summary.json")
-    if os.path.exists(path):   # a re-run keeps the architectures already trained the same way
-        with open(path) as f:
-            old = json.load(f)
-        same = {k: v for k, v in old["config"].items() if k != "archs"} == {
-            k: v for k, v in json.loads(json.dumps(dataclasses.asdict(cfg))).items()
-            if k != "archs"}
-        done = {r["arch"]: r for r in old["rows"]} if same else {}
-    else:
-        done = {}
+    """The command line: each architecture one jdl.experiment run in <workdir>/<arch>/; with
+    --resume, the architectures in summary.json are kept, an interrupted one resumes."""
+    from jdl.experiment import run
+
+    t_start = time.perf_counter()
+    cfg, ns = start(Config, "zoo_fashion", argv, __doc__)
+    workdir = ns.workdir
+    done = {}
+    if ns.resume and os.path.exists(os.path.join(workdir, "summary.json")):
+        with open(os.path.join(workdir, "summary.json")) as f:
+            done = {r["arch"]: r for r in json.load(f)["rows"]}
+    builders, rows = zoo(), []
     for arch in cfg.archs:
         if arch in done:
             rows.append(done[arch])
             continue
-        build, what = ZOO[arch]
-        s = run(cfg, lambda _cfg, build=build: build(), os.path.join(workdir, arch),
-                progress=not ns.no_progress, title=arch)
-        rows.append({"arch": arch, "what": what, "num_params": s["num_params"],
+        build, sub = builders[arch], os.path.join(workdir, arch)
+        s = run(cfg, lambda _cfg, build=build: build(), sub, progress=not ns.no_progress,
+                title=arch, resume=run_dir.holds_run(sub))
+        rows.append({"arch": arch, "what": WHAT[arch], "num_params": s["num_params"],
                      "test_accuracy": s["test_accuracy"],
                      "seconds_per_epoch": FULL_EPOCH / s["samples_per_s"],
                      "train_time_s": s["train_time_s"], "compile_time_s": s["compile_time_s"],
                      "samples_per_s": s["samples_per_s"], "wall_time_s": s["wall_time_s"]})
         print(f"{arch}: {s['num_params']:,} params, test accuracy {s['test_accuracy']:.4f}, "
               f"{rows[-1]['seconds_per_epoch']:.0f} s per 60k-image epoch", flush=True)
-        with open(path, "w") as f:
-            json.dump({"config": dataclasses.asdict(cfg), "rows": rows}, f, indent=2)
+        run_dir.write_summary(workdir, {
+            "experiment": "zoo_fashion", "test": None, "resumed": ns.resume,
+            "test_model": "no single test model: each architecture's under rows (its run's "
+                          "test model in <workdir>/<arch>/summary.json)",
+            "config": dataclasses.asdict(cfg), "rows": rows,
+            "wall_time_s": time.perf_counter() - t_start})
     with open(os.path.join(workdir, "zoo_table.md"), "w") as f:
         f.write(table_markdown(rows))
     print(table_markdown(rows))

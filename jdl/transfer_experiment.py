@@ -27,9 +27,8 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -39,50 +38,11 @@ import optax
 from jdl import optim
 from jdl.data import class_subset, digits, fashion_mnist, fit_normalizer
 from jdl.nn import BNConvNet
+from jdl.transfer_config import ARMS, TransferConfig  # noqa: F401  (re-exported)
 from jdl.train import (backprop, create_state, evaluate, evaluate_fn, fit, init_state,
                        make_eval_step, make_train_step)
 from jdl.transfer import (TransferModel, extract_features, group_optimizer, init_transfer,
                           load_backbone, split_variables)
-
-ARMS = ("features", "head", "finetune", "scratch")
-
-
-@dataclasses.dataclass
-class TransferConfig:
-    """Fields shared by the transfer experiments (each one a --flag)."""
-    dataset: str = "fashion_mnist"      # fashion_mnist | digits (8x8, for smoke runs)
-    data_dir: Optional[str] = None      # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
-    source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)  # classes the backbone is pretrained on
-    features: tuple[int, ...] = (16, 32, 64)    # BNConvNet widths of the backbone
-    cut_layer: str = "pool"             # the backbone's output (BNConvNet: global average pool)
-    pretrain_epochs: int = 1            # epochs of the source classifier's training
-    pretrain_lr: float = 2e-3           # its Adam learning rate (cosine decay)
-    pretrain_batch_size: int = 128      # its batch size
-    steps: int = 150                    # Adam updates of each transfer / scratch run
-    batch_size: int = 32                # examples per update of the transfer runs
-    head_lr: float = 1e-2               # new head's Adam learning rate
-    finetune_lr: float = 1e-3           # backbone's learning rate when fine-tuned
-    scratch_lr: float = 2e-3            # every layer's learning rate from scratch
-    backbone_train: bool = False        # fine-tuned backbone's batch norm in training mode
-    seeds: int = 3                      # seeds 0..S-1: draws of the labelled examples
-    max_examples: Optional[int] = None  # cap every split (smoke runs)
-    pretrained: Optional[str] = None    # workdir of a pretraining run to load instead of training
-
-    def validate(self) -> None:
-        errs = []
-        if self.dataset not in ("fashion_mnist", "digits"):
-            errs.append(f"dataset must be 'fashion_mnist' or 'digits', got {self.dataset!r}")
-        for name in ("pretrain_epochs", "pretrain_batch_size", "steps", "batch_size", "seeds"):
-            if getattr(self, name) <= 0:
-                errs.append(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("pretrain_lr", "head_lr", "finetune_lr", "scratch_lr"):
-            if not getattr(self, name) > 0:
-                errs.append(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.max_examples is not None and self.max_examples <= 0:
-            errs.append(f"max_examples must be positive or None, got {self.max_examples}")
-        if errs:
-            raise ValueError("invalid configuration: " + "; ".join(errs))
-
 
 # --- data -------------------------------------------------------------------------------------
 def load_images(cfg: TransferConfig):
@@ -237,13 +197,11 @@ class Source:
 
 
 def prepare(cfg: TransferConfig, workdir: str) -> Source:
-    """Validate ``cfg``, write workdir/config.json, load the data and train (or load, with
+    """Validate ``cfg``, load the data and train (or load, with
     ``cfg.pretrained``) the source classifier into workdir/pretrain; print its test accuracy
     on the test images of the source classes."""
     cfg.validate()
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(cfg), f, indent=2)
+    os.makedirs(workdir, exist_ok=True)   # its config.json: jdl.experiment.start's
     train, test, _ = load_images(cfg)
     (xs, ys), norm = source_data(cfg, train)
     xs = normalized(norm, xs)
@@ -298,17 +256,16 @@ def plot_vs_labels(table: dict, metric: str, styles: dict, path: str, xlabel: st
 
 def script_main(config_cls, run: Callable, name: str, metric: str, argv=None,
                 description: str = "") -> dict:
-    """Command line of a transfer script: flags from ``config_cls`` (jdl.experiment.parse_args),
-    ``run(cfg, workdir)`` (default workdir runs/<name>), then the mean ``metric`` per arm and
-    label count printed as JSON; returns the summary."""
-    from jdl.experiment import parse_args
+    """Command line of a transfer script: flags from ``config_cls``, the workdir checked and
+    its config.json written by jdl.experiment.start (default workdir runs/<name>; --resume
+    continues a run: the scripts skip the finished runs of their records), ``run(cfg, workdir)``, then the mean ``metric`` per arm and label count printed as JSON;
+    returns the summary. Errors are one line (jdl.command_line.command)."""
+    from jdl.command_line import command
+    from jdl.experiment import start
 
-    cfg, ns = parse_args(config_cls, argv, description=description)
-    try:
-        cfg.validate()
-    except ValueError as e:
-        sys.exit(f"{name}: {e}")
-    summary = run(cfg, ns.workdir or os.path.join("runs", name))
+    with command(name, config_cls, argv):
+        cfg, ns = start(config_cls, name, argv, description)
+        summary = run(cfg, ns.workdir)
     print(json.dumps({a: {n: round(v[metric]["mean"], 4) for n, v in t.items()}
                       for a, t in summary["arms"].items()}))
     return summary

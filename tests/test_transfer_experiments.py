@@ -17,7 +17,7 @@ from jdl.transfer_experiment import (TransferConfig, logistic_regression,  # noq
                                      source_classifier, train_arm, train_steps)
 
 TINY = dict(dataset="digits", features=(4, 8), pretrain_epochs=1, pretrain_batch_size=50,
-            steps=6, batch_size=20, seeds=1)
+            steps=4, batch_size=20, seeds=1)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +91,9 @@ def test_logistic_regression_picks_c_by_validation_accuracy():
 
 @pytest.mark.parametrize("script,args,key", [
     ("transfer_fashion", ["--labels", "4", "--curve-labels", "4", "--val-per-class", "4",
-                          "--max-examples", "300"], "finetune_minus_scratch"),
-    ("pose_regression", ["--labels", "30", "--val-size", "20", "--cut-layer", "block2",
-                         "--max-examples", "300", "--arms", "finetune,scratch"],
+                          "--max-examples", "150"], "finetune_minus_scratch"),
+    ("pose_regression", ["--labels", "20", "--val-size", "10", "--cut-layer", "block2",
+                         "--max-examples", "150", "--arms", "finetune,scratch"],
      "finetune_over_scratch_error"),
 ])
 def test_script_smoke(tmp_path, script, args, key):
@@ -104,8 +104,16 @@ def test_script_smoke(tmp_path, script, args, key):
     summary = mod.main(flags)
     assert key in summary
     with open(tmp_path / "summary.json") as f:
-        assert json.load(f)["arms"].keys() == summary["arms"].keys()
-    assert any(p.endswith(".png") for p in os.listdir(tmp_path))
+        stored = json.load(f)
+    assert stored["arms"].keys() == summary["arms"].keys()
+    assert stored["schema"] == "jdl.summary/1" and stored["experiment"] == script
+    assert stored["test"] is None and stored["resumed"] is False
+    with pytest.raises(SystemExit) as e:      # a finished run is refused without --resume
+        mod.main(flags)
+    assert e.value.code == 2
+    if script == "transfer_fashion":          # --resume reads the finished runs back
+        again = mod.main(flags + ["--resume", "--pretrained", str(tmp_path / "pretrain")])
+        assert again["resumed"] is True and again["arms"] == summary["arms"]
 
 
 def test_zoo_fashion_smoke_writes_the_table(tmp_path):
@@ -115,6 +123,15 @@ def test_zoo_fashion_smoke_writes_the_table(tmp_path):
     assert [r["arch"] for r in rows] == ["lenet5"] and rows[0]["num_params"] > 0
     table = (tmp_path / "zoo_table.md").read_text()
     assert f"{rows[0]['num_params']:,}" in table and "lenet5" in table
+    with open(tmp_path / "summary.json") as f:
+        stored = json.load(f)
+    assert stored["schema"] == "jdl.summary/1" and stored["rows"] == rows
+    args = ["--dataset", "digits", "--archs", "lenet5", "--max-train-examples", "256",
+            "--workdir", str(tmp_path), "--no-progress"]
+    with pytest.raises(SystemExit) as e:      # the finished run is refused without --resume
+        zoo_fashion.main(args)
+    assert e.value.code == 2
+    assert zoo_fashion.main(args + ["--resume"]) == rows   # kept, not retrained
     with pytest.raises(SystemExit):
         zoo_fashion.main(["--archs", "lenet6", "--workdir", str(tmp_path / "x")])
 
