@@ -54,6 +54,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl import run_dir  # noqa: E402
+from jdl.command_line import option  # noqa: E402
 from jdl.experiment import answer_help  # noqa: E402
 from jdl.transfer_config import TransferConfig  # noqa: E402
 
@@ -62,7 +63,8 @@ POSE_ARMS = ("finetune", "head", "scratch")
 
 @dataclasses.dataclass
 class Config(TransferConfig):
-    cut_layer: str = "block3"           # BNConvNet's last conv block (3x3x64 for 28x28 inputs)
+    cut_layer: str = "stage3_block2"    # the ResNet's last block (7x7x64 for 28x28 inputs)
+    augment_flip: bool = option(False, "must stay off: a mirror image turns the other way")
     max_degrees: float = 45.0           # angles t ~ U(-max_degrees, max_degrees)
     labels: tuple[int, ...] = (100, 500)    # labelled rotated images (all classes together)
     val_size: int = 1000                # rotated validation images (fixed draw)
@@ -77,6 +79,9 @@ class Config(TransferConfig):
         if any(n <= 0 for n in self.labels) or self.val_size <= 0:
             raise ValueError(f"labels and val_size must be positive, got {self.labels}, "
                              f"{self.val_size}")
+        if self.augment_flip:
+            raise ValueError("augment_flip must be false for pose regression: mirroring an "
+                             "image negates its rotation angle, the target")
         if not 0 < self.max_degrees <= 180:
             raise ValueError(f"max_degrees must be in (0, 180], got {self.max_degrees}")
 

@@ -18,10 +18,21 @@ class TransferConfig:
                           choices=("fashion_mnist", "digits"))
     data_dir: Optional[str] = None      # IDX folder (else $JDL_FASHION_MNIST_DIR, Debian's)
     source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)  # classes the backbone is pretrained on
+    backbone: str = option("resnet", "the network: a ResNet (basic blocks, 'cifar' stem) or "
+                           "BNConvNet (conv + batch norm + ReLU + max-pool blocks)",
+                           choices=("resnet", "bnconvnet"))
     features: tuple[int, ...] = (16, 32, 64)    # BNConvNet widths of the backbone
-    cut_layer: str = "pool"             # the backbone's output (BNConvNet: global average pool)
-    pretrain_epochs: int = option(1, "epochs of the source classifier's training", low=1)
-    pretrain_lr: float = 2e-3           # its Adam learning rate (cosine decay)
+    stage_sizes: tuple[int, ...] = option((2, 2, 2), "ResNet blocks per stage", low=1)
+    num_filters: int = option(16, "ResNet filters of the first stage", low=1)
+    cut_layer: str = "pool"             # the backbone's output (global average pool)
+    pretrain_epochs: int = option(10, "epochs of the source classifier's training", low=1)
+    pretrain_optimizer: str = option("sgd", "the source classifier's optimiser: SGD with "
+                                     "Nesterov momentum 0.9 and L2 2.5e-4, or Adam",
+                                     choices=("sgd", "adam"))
+    pretrain_lr: float = 0.1            # its learning rate (cosine decay)
+    augment_pad: int = option(2, "random-crop padding (pixels) of every training image, "
+                              "pretraining and transfer alike (0: no crops)", low=0)
+    augment_flip: bool = option(True, "random horizontal flips of every training image")
     pretrain_batch_size: int = option(128, "its batch size", low=1)
     steps: int = option(150, "Adam updates of each transfer / scratch run", low=1)
     batch_size: int = option(32, "examples per update of the transfer runs", low=1)
@@ -42,6 +53,11 @@ class TransferConfig:
         for name in ("pretrain_epochs", "pretrain_batch_size", "steps", "batch_size", "seeds"):
             if getattr(self, name) <= 0:
                 errs.append(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.backbone not in ("resnet", "bnconvnet"):
+            errs.append(f"backbone must be 'resnet' or 'bnconvnet', got {self.backbone!r}")
+        if self.pretrain_optimizer not in ("sgd", "adam"):
+            errs.append(f"pretrain_optimizer must be 'sgd' or 'adam', got "
+                        f"{self.pretrain_optimizer!r}")
         for name in ("pretrain_lr", "head_lr", "finetune_lr", "scratch_lr"):
             if not getattr(self, name) > 0:
                 errs.append(f"{name} must be > 0, got {getattr(self, name)}")

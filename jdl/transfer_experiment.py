@@ -28,6 +28,7 @@ import json
 import math
 import os
 import time
+from functools import partial
 from typing import Callable
 
 import flax.linen as nn
@@ -37,7 +38,8 @@ import optax
 
 from jdl import optim
 from jdl.data import class_subset, digits, fashion_mnist, fit_normalizer
-from jdl.nn import BNConvNet
+from jdl.data.augment import augment, augmented
+from jdl.nn import BNConvNet, ResNet, ResNetBlock
 from jdl.transfer_config import ARMS, TransferConfig  # noqa: F401  (re-exported)
 from jdl.train import (backprop, create_state, evaluate, evaluate_fn, fit, init_state,
                        make_eval_step, make_train_step)
@@ -62,7 +64,37 @@ def source_data(cfg: TransferConfig, train):
     return (x, y), fit_normalizer(x)
 
 
-# --- training -------------------------------------------------------------------------------
+# --- the network and its training -------------------------------------------------------------
+def source_model(cfg: TransferConfig, num_classes: int):
+    """The network of every arm: ``cfg.backbone`` = 'resnet' (jdl.nn.ResNet, basic blocks,
+    'cifar' stem: ``stage_sizes`` blocks with ``num_filters`` x 1, 2, 4 filters, global average
+    pooling 'pool', a dense 'head'; He et al. 2016) or 'bnconvnet' (jdl.nn.BNConvNet with
+    ``features``), with ``num_classes`` outputs."""
+    if cfg.backbone == "resnet":
+        return ResNet(stage_sizes=list(cfg.stage_sizes), block_cls=ResNetBlock,
+                      num_classes=num_classes, num_filters=cfg.num_filters, stem="cifar")
+    return BNConvNet(num_classes=num_classes, features=tuple(cfg.features))
+
+
+def with_augmentation(grad_fn: Callable, cfg: TransferConfig) -> Callable:
+    """``grad_fn`` on randomly cropped (padding ``augment_pad``, edge mode) and, when
+    ``augment_flip``, mirrored training images (jdl.data.augment, inside the jitted step);
+    ``grad_fn`` itself when neither is asked."""
+    if cfg.augment_pad == 0 and not cfg.augment_flip:
+        return grad_fn
+    return augmented(grad_fn, partial(augment, pad=cfg.augment_pad, flip=cfg.augment_flip,
+                                      mode="edge"))
+
+
+def pretrain_optimizer(cfg: TransferConfig, steps: int) -> optax.GradientTransformation:
+    """The source classifier's optimiser over ``steps`` updates, cosine-decayed from
+    ``pretrain_lr``: SGD with Nesterov momentum 0.9 and L2 2.5e-4 (the lecture's regularised
+    cost), or Adam."""
+    if cfg.pretrain_optimizer == "sgd":
+        return optim.sgd(optim.cosine(cfg.pretrain_lr, steps), 0.9, nesterov=True, l2=2.5e-4)
+    return adam_cosine(cfg.pretrain_lr, steps)
+
+
 def adam_cosine(lr: float, steps: int) -> optax.GradientTransformation:
     """Adam (Kingma & Ba 2015) with the learning rate lr * (1 + cos(pi t / steps)) / 2."""
     return optim.adam(optim.cosine(lr, steps))
@@ -93,29 +125,31 @@ def score(model, state, data: dict, loss="cross_entropy", metrics: Callable | No
 
 
 def source_classifier(cfg: TransferConfig, x, y, workdir: str | None = None):
-    """The source classifier BNConvNet(num_classes=K, features): trained by Adam with cosine
-    decay for ``pretrain_epochs`` on (x, y), its checkpoints written under ``workdir``; or,
+    """The source classifier (source_model, K classes): trained by pretrain_optimizer for
+    ``pretrain_epochs`` on (x, y), augmented (with_augmentation), its checkpoints written
+    under ``workdir``; or,
     when ``cfg.pretrained`` names the workdir of such a run (e.g. transfer_fashion's
     pretrain/), read back from its last checkpoint (jdl.transfer.load_backbone) instead.
     Returns (model, TrainState, seconds spent)."""
     t0 = time.perf_counter()
-    model = BNConvNet(num_classes=len(cfg.source_classes), features=tuple(cfg.features))
+    model = source_model(cfg, len(cfg.source_classes))
     if cfg.pretrained:
         params, model_state = split_variables(load_backbone(cfg.pretrained, model, x[:1]))
         state = create_state(params, optax.identity(), jax.random.PRNGKey(0), model_state)
         return model, state, time.perf_counter() - t0
     spe = len(x) // min(cfg.pretrain_batch_size, len(x))
-    tx = adam_cosine(cfg.pretrain_lr, cfg.pretrain_epochs * spe)
+    tx = pretrain_optimizer(cfg, cfg.pretrain_epochs * spe)
     state = init_state(model, tx, x[:1], jax.random.PRNGKey(0))
-    result = fit(make_train_step(backprop(model), tx), state, {"x": x, "y": y},
+    step = make_train_step(with_augmentation(backprop(model), cfg), tx)
+    result = fit(step, state, {"x": x, "y": y},
                  epochs=cfg.pretrain_epochs, batch_size=min(cfg.pretrain_batch_size, len(x)),
                  seed=0, workdir=workdir, progress=False, log_every=50)
     return model, result.state, time.perf_counter() - t0
 
 
 def transfer_model(backbone, num_outputs: int, backbone_train: bool) -> TransferModel:
-    """backbone -> a new Dense head of ``num_outputs`` (the backbone's output is already a
-    vector: BNConvNet cut at 'pool')."""
+    """backbone -> a new Dense head of ``num_outputs`` on the flattened backbone output (a
+    vector when cut at 'pool')."""
     return TransferModel(backbone=backbone, head=nn.Dense(num_outputs), pool="flatten",
                          backbone_train=backbone_train)
 
@@ -142,8 +176,10 @@ def train_arm(arm: str, cfg: TransferConfig, backbone, backbone_vars, data: dict
             transforms["finetune"] = adam_cosine(cfg.finetune_lr, cfg.steps)
         tx = group_optimizer(transforms, {"backbone": body, "head": "head"})
     params, model_state = split_variables(variables)
+    kw = {} if metrics is None else {"metrics": metrics}
+    grad_fn = with_augmentation(backprop(model, loss=loss, **kw), cfg)
     result = train_steps(model, params, model_state, tx, data, steps=cfg.steps,
-                         batch_size=cfg.batch_size, seed=seed, loss=loss, metrics=metrics)
+                         batch_size=cfg.batch_size, seed=seed, grad_fn=grad_fn)
     return model, result
 
 
@@ -272,8 +308,10 @@ def script_main(config_cls, run: Callable, name: str, metric: str, argv=None,
 
 
 # --- finished runs, kept so that an interrupted experiment continues where it stopped -----------
-RUN_FIELDS = ("dataset", "source_classes", "features", "cut_layer", "steps", "batch_size",
-              "head_lr", "finetune_lr", "scratch_lr", "backbone_train", "max_examples")
+RUN_FIELDS = ("dataset", "source_classes", "backbone", "features", "stage_sizes", "num_filters",
+              "cut_layer", "pretrain_epochs", "pretrain_optimizer", "pretrain_lr",
+              "augment_pad", "augment_flip", "steps", "batch_size", "head_lr", "finetune_lr",
+              "scratch_lr", "backbone_train", "max_examples")
 
 
 def run_signature(cfg, extra: tuple = ()) -> dict:

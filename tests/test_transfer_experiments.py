@@ -16,8 +16,9 @@ from jdl.transfer import cut  # noqa: E402
 from jdl.transfer_experiment import (TransferConfig, logistic_regression,  # noqa: E402
                                      source_classifier, train_arm, train_steps)
 
-TINY = dict(dataset="digits", features=(4, 8), pretrain_epochs=1, pretrain_batch_size=50,
-            steps=4, batch_size=20, seeds=1)
+TINY = dict(dataset="digits", backbone="bnconvnet", features=(4, 8), pretrain_epochs=1,
+            pretrain_optimizer="adam", pretrain_lr=2e-3, pretrain_batch_size=50, steps=4,
+            batch_size=20, seeds=1)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,8 @@ def test_logistic_regression_picks_c_by_validation_accuracy():
 def test_script_smoke(tmp_path, script, args, key):
     import importlib
     mod = importlib.import_module(f"experiments.{script}")
-    flags = ["--dataset", "digits", "--features", "4,8", "--pretrain-epochs", "1",
+    flags = ["--dataset", "digits", "--backbone", "bnconvnet", "--features", "4,8",
+             "--pretrain-epochs", "1",
              "--steps", "3", "--seeds", "1", "--workdir", str(tmp_path)] + args
     summary = mod.main(flags)
     assert key in summary
@@ -134,6 +136,29 @@ def test_zoo_fashion_smoke_writes_the_table(tmp_path):
     assert zoo_fashion.main(args + ["--resume"]) == rows   # kept, not retrained
     with pytest.raises(SystemExit):
         zoo_fashion.main(["--archs", "lenet6", "--workdir", str(tmp_path / "x")])
+
+
+def test_augmentation_is_what_the_config_asks():
+    from jdl.data.augment import AUGMENT_STREAM, augment
+    from jdl.transfer_experiment import with_augmentation
+
+    def grad_fn(params, model_state, batch, rng):   # returns the images it was given
+        return batch["x"], model_state, {}
+    x = np.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype(np.float32)
+    batch, rng = {"x": x, "index": np.arange(4)}, jax.random.PRNGKey(5)
+    off = TransferConfig(augment_pad=0, augment_flip=False)
+    assert with_augmentation(grad_fn, off) is grad_fn
+    seen, _, _ = with_augmentation(grad_fn, TransferConfig(augment_pad=1))(None, {}, batch, rng)
+    want = augment(jax.random.fold_in(rng, AUGMENT_STREAM), x, pad=1, flip=True, mode="edge",
+                   index=batch["index"])
+    np.testing.assert_array_equal(np.asarray(seen), np.asarray(want))
+    assert not np.array_equal(np.asarray(seen), x)
+
+
+def test_pose_regression_refuses_flips():
+    from experiments.pose_regression import Config
+    with pytest.raises(ValueError, match="augment_flip"):
+        Config(augment_flip=True).validate()
 
 
 def test_pose_targets_are_the_scaled_angles_of_the_rotated_images():
