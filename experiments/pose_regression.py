@@ -13,33 +13,38 @@ draw the images and their angles); the error is the mean absolute error in degre
 
     python experiments/pose_regression.py --workdir runs/pose_regression   # pretrains its own
     python experiments/pose_regression.py --dataset digits --pretrain-epochs 1 --steps 5 \\
-        --seeds 1 --labels 20 --val-size 20 --features 4,8 --cut-layer block2   # smoke
+        --seeds 1 --labels 20 --val-size 20 --num-filters 4   # smoke
 
 Writes under the workdir: pretrain/ (the source classifier's checkpoints), config.json,
 summary.json (per arm and label count: per-seed and mean test/validation error in degrees,
 seconds), error_vs_labels.png and examples.png (rotated test items with true and predicted
 angles).
 
-Run here (2 shared cores at load 20-28, nice 5: every time is 10-30x an idle machine's), the
-backbone loaded from transfer_fashion's 1-epoch pretraining (source test accuracy 0.871):
+The network is transfer_fashion's (a ResNet-14 pretrained on classes 0-4 with crops and flips;
+here crops only, since a mirror image turns the other way), cut at its global average pool
+('pool': 64 features; the cut was chosen on validation, seed 0, 500 labels: fine-tuned
+4.96 / scratch 6.95 degrees at 'pool' against 9.65 / 10.63 with the last block's 7x7x64 maps
+flattened); 300 Adam updates per arm (head 3e-3, fine-tuned backbone 1e-3 with batch norm in
+training mode, scratch 5e-3).
+
+Run here (2 cores shared with a ResNet training and several agents, load average 20-50),
+the backbone loaded from transfer_fashion's pretraining (source test accuracy 0.9414), 18
+min for the 18 arm runs:
 
     python experiments/pose_regression.py --workdir runs/pose_regression \
-        --pretrained runs/transfer_fashion/pretrain --steps 150 --labels 500     # 36 min here
-    python experiments/pose_regression.py --workdir runs/pose_regression_100 \
-        --pretrained runs/transfer_fashion/pretrain --steps 150 --labels 100
+        --pretrained runs/transfer_fashion/pretrain
 
-Result, test mean absolute error in degrees (seeds 0, 1, 2; predicting 0 scores 22.4):
+Result, test mean absolute error in degrees (seeds 0, 1, 2 -> mean; predicting 0 scores 22.4):
 
-    500 labels   fine-tuned 12.17 12.26 12.86 -> 12.43   scratch 12.00 11.70 11.73 -> 11.81
-                 head only  15.46 15.56 17.52 -> 16.18   (validation: 12.18 / 11.59 / 16.09)
-    100 labels   fine-tuned 14.67 14.18 14.62 -> 14.49   scratch 16.50 15.41 14.59 -> 15.50
-                 head only  18.49 18.34 17.96 -> 18.27   (validation: 14.33 / 15.34 / 18.33)
+    100 labels   fine-tuned  8.00  8.48  7.44 ->  7.97   scratch  9.97 10.56  8.84 ->  9.79
+                 head only  21.49 21.64 21.96 -> 21.70
+    500 labels   fine-tuned  5.07  5.35  6.02 ->  5.48   scratch  7.01  7.14  6.82 ->  6.99
+                 head only  20.68 21.46 22.10 -> 21.41
 
-The transferred network is 6.5% better than scratch at 100 labels (ratio 0.93) and no better
-at 500 (ratio 1.05); the issue asks <= 0.7: NOT met. At this budget (150 updates of 32 images)
-a 3-block BN convnet learns the angle from 500 rotated images as well as from the
-class-pretrained features; the frozen features alone (head only) are worse. Runtime: 36 min
-(500 labels) and 31 min (100 labels) here, pretraining loaded.
+The transferred network's error is 0.81x scratch's at 100 labels and 0.78x at 500: transfer
+helps at both, but the issue's bar (<= 0.7) is NOT met. The pooled features of a classifier
+of upright items hold almost no linear trace of the angle (the head alone barely beats
+predicting 0), yet fine-tuning them learns it faster than the same network from scratch.
 """
 from __future__ import annotations
 
@@ -63,7 +68,7 @@ POSE_ARMS = ("finetune", "head", "scratch")
 
 @dataclasses.dataclass
 class Config(TransferConfig):
-    cut_layer: str = "stage3_block2"    # the ResNet's last block (7x7x64 for 28x28 inputs)
+    cut_layer: str = "pool"             # global average pool of the last stage (64 features)
     augment_flip: bool = option(False, "must stay off: a mirror image turns the other way")
     max_degrees: float = 45.0           # angles t ~ U(-max_degrees, max_degrees)
     labels: tuple[int, ...] = (100, 500)    # labelled rotated images (all classes together)

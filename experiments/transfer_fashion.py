@@ -7,16 +7,20 @@ same network from scratch; seeds 0..S-1 draw the k labels per class.
 
     python experiments/transfer_fashion.py --workdir runs/transfer_fashion
     python experiments/transfer_fashion.py --dataset digits --pretrain-epochs 1 --steps 5 \\
-        --seeds 1 --labels 5 --curve-labels 2,5 --val-per-class 5 --features 4,8   # smoke
+        --seeds 1 --labels 5 --curve-labels 2,5 --val-per-class 5 --num-filters 4   # smoke
 
-Backbone: BNConvNet (conv 16/32/64 3x3 + batch norm + ReLU + max-pool 2, global average
-pool, dense) pretrained by Adam (lr 2e-3, cosine) for 1 epoch, batches of 128, cut at 'pool'
-(a 64-d feature vector). Transfer: a new Dense(5) head; ``steps`` = 150 Adam updates on
-batches of 32 (cosine decay) for every arm and label count; head lr 1e-2, fine-tuned backbone
-lr 1e-3 (its batch norm in inference mode: running averages of the source data), scratch lr
-2e-3 for every layer (batch norm in training mode). Validation: 100 other training images
-per class (fixed, disjoint from the labelled ones) choose the logistic regression's C and
-are reported beside the test accuracy; the test set is the 5,000 test images of classes 5-9.
+Network (jdl.transfer_experiment.source_model): a ResNet-14 (jdl.nn.ResNet, basic blocks,
+'cifar' stem, stages of 2 blocks with 16/32/64 filters, global average pool 'pool', dense
+head; 174k parameters), pretrained on the 30,000 source images by SGD (Nesterov momentum 0.9,
+lr 0.1 cosine, L2 2.5e-4, batches of 128) for 8 epochs, with random crops (padding 2) and
+flips; cut at 'pool' (a 64-d feature vector). Transfer: a new Dense(5) head; ``steps`` = 300
+Adam updates on batches of 32 (cosine decay) for every arm and label count, the same crops
+and flips; head lr 3e-3, fine-tuned backbone lr 1e-3 (its batch norm in training mode),
+scratch lr 5e-3 for every layer. These learning rates were chosen on the validation images
+of seed 0 (probes: fine-tuned 3e-4 / 1e-3 / 3e-3, scratch 2e-3 / 5e-3). Validation: 100
+other training images per class (fixed, disjoint from the labelled ones) choose the logistic
+regression's C and are reported beside the test accuracy; the test set is the 5,000 test
+images of classes 5-9.
 
 Writes under the workdir: pretrain/ (checkpoints of the source classifier), config.json,
 records.jsonl (each finished run: ``--resume`` in the same workdir, e.g. with ``--pretrained
@@ -25,34 +29,33 @@ label count: per-seed and mean validation/test accuracy, seconds),
 accuracy_vs_labels.png (test accuracy against labels per class, log x, fine-tuned vs scratch,
 each seed a dot, the mean a line; head-only and features at the table's label count).
 
-Run here (2 shared cores at load 20-28, nice 5: every time is 10-30x an idle machine's; the
-work was cut to fit: 1 pretraining epoch, 150 updates per arm): pretraining 442 s (source test
-accuracy 0.871 on classes 0-4), then 2-5 min per arm (mostly compilation); the 1000-label
-runs went in a second process into the same workdir (records.jsonl), and a final re-run
-with ``--pretrained`` wrote summary.json and the figure from the records:
+Run here (2 cores shared with a ResNet training and several agents, load average 20-50):
+pretraining 999 s (source test accuracy 0.9414 on classes 0-4), then 24 min for the 24 arm
+runs (45-90 s each):
 
-    python experiments/transfer_fashion.py --workdir runs/transfer_fashion
-    python experiments/transfer_fashion.py --workdir runs/transfer_fashion --resume \
-        --pretrained runs/transfer_fashion/pretrain
+    python experiments/transfer_fashion.py --workdir runs/transfer_fashion   # pretrains too
+    python experiments/transfer_fashion.py --workdir runs/transfer_fashion_2 \
+        --pretrained runs/transfer_fashion/pretrain        # re-use a pretraining
 
 Result, test accuracy on classes 5-9 (seeds 0, 1, 2 -> mean; validation mean in brackets):
 
-    100 labels/class  features + log. reg.  0.8952 0.9012 0.8976 -> 0.8980 (0.889)
-                      new head only         0.8324 0.8248 0.8310 -> 0.8294 (0.804)
-                      fine-tuned            0.8992 0.8960 0.9010 -> 0.8987 (0.883)
-                      from scratch          0.9228 0.9266 0.9194 -> 0.9229 (0.923)
-    10 labels/class   fine-tuned 0.8730 0.8218 0.8790 -> 0.8579; scratch 0.8520 0.8326 0.8612
-                      -> 0.8486
-    1000 labels/class fine-tuned 0.9006 0.8960 0.9008 -> 0.8991; scratch 0.9220 0.9230 0.9294
-                      -> 0.9248
+    100 labels/class  features + log. reg.  0.9150 0.9182 0.9188 -> 0.9173 (0.899)
+                      new head only         0.7020 0.7092 0.6734 -> 0.6949 (0.701)
+                      fine-tuned            0.9480 0.9454 0.9538 -> 0.9491 (0.951)
+                      from scratch          0.9342 0.9348 0.9328 -> 0.9339 (0.932)
+    10 labels/class   fine-tuned 0.8968 0.8906 0.9056 -> 0.8977; scratch 0.8308 0.8336 0.8532
+                      -> 0.8392 (+5.9 points)
+    1000 labels/class fine-tuned 0.9538 0.9564 0.9542 -> 0.9548; scratch 0.9372 0.9384 0.9376
+                      -> 0.9377 (+1.7 points)
 
-The issue's bar (fine-tuned >= scratch + 5 points at 100 labels) is NOT met: fine-tuned is 2.4
-points BELOW scratch. Transfer helps only at 10 labels per class (+0.9 points). With 150
-updates the fine-tuned network stays near its starting features (it equals features +
-logistic regression, and does not improve from 100 to 1000 labels), while the same BN convnet
-from scratch reaches 0.92 on these five classes (sandal, shirt, sneaker, bag, ankle boot:
-four of them unlike anything in classes 0-4). A probe before (conv 32/64/128, 3 pretraining
-epochs, 400 updates, seed 0) gave fine-tuned 0.940 vs scratch 0.936: no 5-point gap either.
+Transfer helps at every label count, most with the fewest labels (the lecture's point): +5.9
+points at 10 labels per class, +1.5 at 100, +1.7 at 1000. The issue's bar (fine-tuned >=
+scratch + 5 points at 100 labels) is NOT met: +1.5. The gap shrinks with the budget (seed 0,
+600 updates: fine-tuned 0.949, scratch 0.943): a ResNet trained from scratch with crops and
+flips learns these five classes (sandal, shirt, sneaker, bag, ankle boot: four of them unlike
+anything in classes 0-4) well from 500 images. The new head alone on the frozen, pooled
+features (Adam 3e-3, unstandardised inputs) stays far below logistic regression on the same
+features (standardised, C chosen on validation): 300 updates are too few for it.
 """
 from __future__ import annotations
 

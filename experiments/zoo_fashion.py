@@ -81,9 +81,9 @@ class Config(ExperimentConfig):
     optimizer: str = "adam"                # the same recipe for every architecture
     batch_size: int = 64                    # examples per update
     learning_rate: float = 1e-3             # Adam's, cosine decay
-    epochs: int = 1                         # brief training
+    epochs: int = 2                         # brief training
     val_fraction: float = 0.0               # no validation: one pass, then the test set
-    max_train_examples: int | None = 3_000   # the first images of the training split
+    max_train_examples: int | None = 10_000  # the first images of the training split
     log_every: int = 20                     # steps between logged training metrics
 
     def validate(self) -> None:

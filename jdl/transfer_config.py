@@ -25,7 +25,7 @@ class TransferConfig:
     stage_sizes: tuple[int, ...] = option((2, 2, 2), "ResNet blocks per stage", low=1)
     num_filters: int = option(16, "ResNet filters of the first stage", low=1)
     cut_layer: str = "pool"             # the backbone's output (global average pool)
-    pretrain_epochs: int = option(10, "epochs of the source classifier's training", low=1)
+    pretrain_epochs: int = option(8, "epochs of the source classifier's training", low=1)
     pretrain_optimizer: str = option("sgd", "the source classifier's optimiser: SGD with "
                                      "Nesterov momentum 0.9 and L2 2.5e-4, or Adam",
                                      choices=("sgd", "adam"))
@@ -34,12 +34,12 @@ class TransferConfig:
                               "pretraining and transfer alike (0: no crops)", low=0)
     augment_flip: bool = option(True, "random horizontal flips of every training image")
     pretrain_batch_size: int = option(128, "its batch size", low=1)
-    steps: int = option(150, "Adam updates of each transfer / scratch run", low=1)
+    steps: int = option(300, "Adam updates of each transfer / scratch run", low=1)
     batch_size: int = option(32, "examples per update of the transfer runs", low=1)
-    head_lr: float = 1e-2               # new head's Adam learning rate
+    head_lr: float = 3e-3               # new head's Adam learning rate
     finetune_lr: float = 1e-3           # backbone's learning rate when fine-tuned
-    scratch_lr: float = 2e-3            # every layer's learning rate from scratch
-    backbone_train: bool = False        # fine-tuned backbone's batch norm in training mode
+    scratch_lr: float = 5e-3            # every layer's learning rate from scratch
+    backbone_train: bool = True        # fine-tuned backbone's batch norm in training mode
     seeds: int = option(3, "seeds 0..S-1: draws of the labelled examples", low=1)
     max_examples: Optional[int] = None  # cap every split (smoke runs)
     pretrained: Optional[str] = option(None, "workdir of a pretraining run to load instead of "
