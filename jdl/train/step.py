@@ -70,14 +70,15 @@ def apply_update(tx: optax.GradientTransformation, params, opt_state, grads, act
     return jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt, opt_state)
 
 
-def advance(state: TrainState, metrics: dict, grads_finite, nan_guard: bool,
+def advance(state: TrainState, metrics: dict, nan_guard: bool, grads=None, grads_finite=None,
             **new) -> tuple[TrainState, dict]:
-    """(state with ``new`` fields, step + 1 and the NaN guard's record, metrics): bad_step
-    becomes state.step the first time metrics['loss'] or a gradient (``grads_finite``) is not
-    finite."""
+    """(state with the ``new`` fields, step + 1 and the NaN guard's record, metrics): bad_step
+    becomes state.step the first time metrics['loss'] or a gradient is not finite (the
+    gradients ``grads``, checked here, or ``grads_finite``, their check already made)."""
     bad_step = state.bad_step
     if nan_guard:
-        ok = jnp.isfinite(metrics["loss"]) & grads_finite
+        finite = all_finite(grads) if grads is not None else grads_finite
+        ok = jnp.isfinite(metrics["loss"]) & finite
         bad_step = jnp.where((bad_step < 0) & ~ok, state.step, bad_step)
     return state.replace(step=state.step + 1, bad_step=bad_step, **new), metrics
 
@@ -112,9 +113,8 @@ def make_train_step(grad_fn: Callable, tx: optax.GradientTransformation,
         grads, model_state, metrics = grad_fn(state.params, state.model_state, batch,
                                               step_rng(state))
         params, opt_state = apply_update(tx, state.params, state.opt_state, grads)
-        finite = all_finite(grads) if nan_guard else None
-        return advance(state, metrics, finite, nan_guard, params=params, opt_state=opt_state,
-                       model_state=model_state)
+        return advance(state, metrics, nan_guard, grads=grads, params=params,
+                       opt_state=opt_state, model_state=model_state)
 
     step.data_parallel_axis = axis_name
     if check_data is not None:   # the grad_fn's data check (backprop's), which fit calls
@@ -186,7 +186,7 @@ def make_online_step(segments_fn: Callable, tx: optax.GradientTransformation,
         init = (state.params, state.opt_state, seg.carry, jnp.array(True))
         inputs = (seg.inputs, _segment_keys(seg, step_rng(state)), seg.active)
         (params, opt_state, _, finite), ms = jax.lax.scan(segment, init, inputs)
-        return advance(state, seg.metrics(ms), finite, nan_guard, params=params,
+        return advance(state, seg.metrics(ms), nan_guard, grads_finite=finite, params=params,
                        opt_state=opt_state)
 
     return step
