@@ -144,7 +144,10 @@ class Segments(NamedTuple):
 
 
 def _segment_keys(seg: Segments, rng):
-    """Segment k's key fold_in(rng, k), k = 0..K-1, the rng rule of every online step."""
+    """Segment k's key fold_in(rng, k), k = 0..K-1, the rng rule of every online step (None
+    for each segment when ``rng`` is None)."""
+    if rng is None:
+        return None
     return jax.vmap(lambda k: jax.random.fold_in(rng, k))(jnp.arange(seg.active.shape[0]))
 
 
