@@ -77,8 +77,8 @@ def advance(state: TrainState, metrics: dict, nan_guard: bool, grads=None, grads
     gradients ``grads``, checked here, or ``grads_finite``, their check already made)."""
     bad_step = state.bad_step
     if nan_guard:
-        finite = all_finite(grads) if grads is not None else grads_finite
-        ok = jnp.isfinite(metrics["loss"]) & finite
+        ok = jnp.isfinite(metrics["loss"]) & (all_finite(grads) if grads is not None
+                                              else grads_finite)
         bad_step = jnp.where((bad_step < 0) & ~ok, state.step, bad_step)
     return state.replace(step=state.step + 1, bad_step=bad_step, **new), metrics
 
