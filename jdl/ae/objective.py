@@ -2,6 +2,10 @@
 
     grad_fn(params, model_state, batch, rng) -> (grads, model_state, metrics),   batch {'x': ...}
 
+each an objective ``(params, model_state, batch, rng) -> (J, (metrics, model_state))`` turned
+into a grad_fn by jdl.train.objective_grad_fn (reverse mode, the one place jdl differentiates
+an objective).
+
 :func:`autoencoder_grad_fn` covers the lecture's variants of a deterministic autoencoder
 (``jdl.nn.Autoencoder``) with one objective,
 
@@ -49,6 +53,7 @@ from jdl.ae import sparse as sp
 from jdl.ae.corruption import check_corruption, corrupt
 from jdl.ae.vae import decoder_mean, elbo, reparameterize
 from jdl.losses import _masked_mean
+from jdl.train.objective import objective_grad_fn
 
 SIGMOIDS = ("sigmoid", "logistic")
 CONTRACTIVE_MODES = ("auto", "closed_form", "fwd", "rev")
@@ -122,50 +127,48 @@ def autoencoder_grad_fn(model, loss: str = "squared", corruption=None, sparsity=
     jac_mode = "auto" if contractive_mode in ("auto", "closed_form") else contractive_mode
     use_logits = loss == "cross_entropy"
 
-    def grad_fn(params, model_state, batch, rng):
-        x = _float(batch[x_key])
-
-        def objective(p):
-            variables = {"params": p, **model_state}
-            x_in = corrupt(rng, x, corruption) if corruption is not None else x
-            out, code = model.apply(variables, x_in, logits=use_logits)
-            if use_logits:
-                rec = ae_losses.binary_cross_entropy(out, x)
-                recon = jax.nn.sigmoid(out)
+    def penalties(p, variables, x, code):
+        """[(weight, unweighted value, its metrics)] of the sparse, contractive and weight-decay
+        terms that apply."""
+        terms = []
+        if sparse is not None:
+            kind, weight, target = sparse
+            pen = sp.kl_sparsity(code, target) if kind == "kl" else sp.l1_sparsity(code)
+            terms.append((weight, pen, {"sparsity": pen, "mean_activation": jnp.mean(code)}))
+        if contractive > 0:
+            if closed_form:
+                h = code if corruption is None else model.apply(variables, x, method="encode")
+                pen = cae.sigmoid_contractive_penalty(p["encoder_0"]["kernel"], h)
             else:
-                rec = ae_losses.squared_error(out, x)
-                recon = out
-            metrics = {"reconstruction_error": ae_losses.squared_error(recon, x)}
-            if use_logits:
-                metrics["cross_entropy"] = rec
-            total = rec
-            if sparse is not None:
-                kind, weight, target = sparse
-                pen = sp.kl_sparsity(code, target) if kind == "kl" else sp.l1_sparsity(code)
-                metrics["sparsity"] = pen
-                metrics["mean_activation"] = jnp.mean(code)
-                total = total + weight * pen
-            if contractive > 0:
-                if closed_form:
-                    h = code if corruption is None else model.apply(variables, x,
-                                                                    method="encode")
-                    pen = cae.sigmoid_contractive_penalty(p["encoder_0"]["kernel"], h)
-                else:
-                    pen = cae.contractive_penalty(
-                        lambda xi: model.apply(variables, xi, method="encode"), x,
-                        mode=jac_mode)
-                metrics["contractive"] = pen
-                total = total + contractive * pen
-            if weight_decay > 0:
-                pen = sum_squared_kernels(p)
-                metrics["weight_decay"] = pen
-                total = total + weight_decay * pen
-            return total, metrics
+                pen = cae.contractive_penalty(
+                    lambda xi: model.apply(variables, xi, method="encode"), x, mode=jac_mode)
+            terms.append((contractive, pen, {"contractive": pen}))
+        if weight_decay > 0:
+            pen = sum_squared_kernels(p)
+            terms.append((weight_decay, pen, {"weight_decay": pen}))
+        return terms
 
-        (value, metrics), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        return grads, model_state, {"loss": value, **metrics}
+    def objective(params, model_state, batch, rng):
+        x = _float(batch[x_key])
+        variables = {"params": params, **model_state}
+        x_in = corrupt(rng, x, corruption) if corruption is not None else x
+        out, code = model.apply(variables, x_in, logits=use_logits)
+        if use_logits:
+            rec = ae_losses.binary_cross_entropy(out, x)
+            recon = jax.nn.sigmoid(out)
+        else:
+            rec = ae_losses.squared_error(out, x)
+            recon = out
+        metrics = {"reconstruction_error": ae_losses.squared_error(recon, x)}
+        if use_logits:
+            metrics["cross_entropy"] = rec
+        total = rec
+        for weight, pen, pen_metrics in penalties(params, variables, x, code):
+            metrics.update(pen_metrics)
+            total = total + weight * pen
+        return total, (metrics, model_state)
 
-    return grad_fn
+    return objective_grad_fn(objective)
 
 
 def autoencoder_eval_fn(model, loss: str = "squared", x_key: str = "x") -> Callable:
@@ -216,20 +219,15 @@ def vae_grad_fn(model, n_samples: int = 1, kl_weight: float = 1.0,
     _check_vae_options(n_samples, kl_weight)
     n_samples = int(n_samples)
 
-    def grad_fn(params, model_state, batch, rng):
+    def objective(params, model_state, batch, rng):
         x = _float(batch[x_key])
+        variables = {"params": params, **model_state}
+        obj, ll, kl, sq = _vae_terms(model, variables, x, rng, n_samples, kl_weight)
+        metrics = {"elbo": jnp.mean(ll - kl), "log_likelihood": jnp.mean(ll),
+                   "kl": jnp.mean(kl), "reconstruction_error": jnp.mean(sq)}
+        return -jnp.mean(obj), (metrics, model_state)
 
-        def objective(p):
-            variables = {"params": p, **model_state}
-            obj, ll, kl, sq = _vae_terms(model, variables, x, rng, n_samples, kl_weight)
-            metrics = {"elbo": jnp.mean(ll - kl), "log_likelihood": jnp.mean(ll),
-                       "kl": jnp.mean(kl), "reconstruction_error": jnp.mean(sq)}
-            return -jnp.mean(obj), metrics
-
-        (value, metrics), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        return grads, model_state, {"loss": value, **metrics}
-
-    return grad_fn
+    return objective_grad_fn(objective)
 
 
 def vae_eval_fn(model, n_samples: int = 1, seed: int = 0, x_key: str = "x") -> Callable:

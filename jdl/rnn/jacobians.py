@@ -50,7 +50,8 @@ from jax.flatten_util import ravel_pytree
 
 from jdl.losses import get_loss
 from jdl.nn.recurrent import RecurrentCell, carry_dtype, check_frames
-from jdl.rnn.bptt import Recurrence, frame_targets, frame_weights, recurrence, single_loss
+from jdl.rnn.sequence_loss import (Recurrence, frame_targets, frame_weights, recurrence,
+                                   single_loss)
 
 Array = jax.Array
 

@@ -29,14 +29,18 @@ S(t)); ``'auto'`` picks the one with fewer products.
 
 Modes:
 
-- ``rtrl``: grad_fn (jdl.train.make_train_step): the gradient accumulated over all the frames
-  of the batch, one update per batch (equal to BPTT's gradient).
-- ``rtrl_step``: the lecture's 'gradients update for each frame in a sequence': a train step
-  that applies one optimiser update per frame, theta(t+1) = theta(t) + tx(dL_t/dtheta), the
-  sensitivities carried on across the updates (Williams & Zipser's real-time mode, exact only
-  as the learning rate goes to 0).
+The frames are an online rule's segments (``rtrl_segments``, jdl.train.Segments) carrying
+(X, S):
 
-Batches as in jdl.rnn.bptt: 'x' (batch, T, features), 'y' per frame or per sequence,
+- ``rtrl``: grad_fn (jdl.train.make_train_step): the gradient accumulated over all the frames
+  of the batch (jdl.train.segment_sum_grad_fn), one update per batch (equal to BPTT's
+  gradient).
+- ``rtrl_step``: the lecture's 'gradients update for each frame in a sequence': a train step
+  (jdl.train.make_online_step) that applies one optimiser update per frame, theta(t+1) =
+  theta(t) + tx(dL_t/dtheta), the sensitivities carried on across the updates (Williams &
+  Zipser's real-time mode, exact only as the learning rate goes to 0).
+
+Batches as in jdl.rnn.sequence_loss: 'x' (batch, T, features), 'y' per frame or per sequence,
 optional 'time_mask' (batch, T). Clip exploding gradients with jdl.optim's clip_norm.
 """
 from __future__ import annotations
@@ -50,11 +54,10 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from jdl.losses import get_loss
-from jdl.rnn.bptt import (_batch_parts, _float_dtype, _readout_view, finish_step, frame_targets,
-                          frame_weights, guarded_update, recurrence, sequence_metrics,
-                          single_loss)
-from jdl.train.state import TrainState
-from jdl.train.step import all_finite
+from jdl.rnn.sequence_loss import (frame_data, readout_view, recurrence, sequence_metrics,
+                                   single_loss)
+from jdl.train.objective import objective_grad_fn
+from jdl.train.step import Segments, make_online_step, segment_sum_grad_fn
 
 JACOBIAN_MODES = ("auto", "rev", "fwd")
 
@@ -99,6 +102,14 @@ def _frame_fn(rec, loss_fn, layout: _Layout, jacobian: str):
     -> ((X', S'), (dL_t/dtheta flat, dL_t/dtheta_out, L_t, y_t))."""
     lossf = single_loss(loss_fn)
 
+    def frame_loss(h_op, _, target, rng):
+        """L_t of one sequence as an objective of (h_t flat, theta_out)."""
+        (hf, op), (d_t, w_t) = h_op, target
+        y = rec.output(op, layout.unravel_h(hf))[0]
+        return w_t.astype(y.dtype) * lossf(y, d_t), ({"output": y}, None)
+
+    frame_grad = objective_grad_fn(frame_loss)
+
     def frame(cp, op, state, inp):
         theta, unravel_theta = ravel_pytree(cp)
 
@@ -111,14 +122,8 @@ def _frame_fn(rec, loss_fn, layout: _Layout, jacobian: str):
             # a padded frame: the state and its sensitivity stay, the output is 0
             X_new, S_new = jnp.where(m_t, X_new, X), jnp.where(m_t, S_new, S)
             h, dh = jnp.where(m_t, h, 0), jnp.where(m_t, dh, 0)
-
-            def frame_loss(hf, op):
-                y = rec.output(op, layout.unravel_h(hf))[0]
-                return w_t.astype(y.dtype) * lossf(y, d_t), y
-
-            (value, y), (g_h, g_out) = jax.value_and_grad(frame_loss, argnums=(0, 1),
-                                                          has_aux=True)(h, op)
-            return X_new, S_new, g_h @ dh, g_out, value, y
+            (g_h, g_out), _, m = frame_grad((h, op), None, (d_t, w_t), None)
+            return X_new, S_new, g_h @ dh, g_out, m["loss"], m["output"]
 
         X, S = state
         X, S, g_theta, g_out, values, ys = jax.vmap(one)(X, S, *inp)
@@ -128,24 +133,54 @@ def _frame_fn(rec, loss_fn, layout: _Layout, jacobian: str):
     return frame
 
 
-def _prepare(rec, params, batch, x_key, y_key, mask_key):
-    x, m, y = _batch_parts(batch, x_key, y_key, mask_key)
-    B, T = x.shape[:2]
-    m = jnp.ones((B, T), bool) if m is None else jnp.asarray(m).astype(bool)
-    w = frame_weights(rec.readout, m, dtype=_float_dtype(x))
-    d = frame_targets(rec.readout, y, T)
-    cp, _ = rec.split(params)
-    layout = _Layout(rec, cp, x[:1, 0])
-    theta, _ = ravel_pytree(cp)
-    X0 = jnp.broadcast_to(layout.X0, (B, layout.n))
-    S0 = jnp.zeros((B, layout.n, theta.shape[0]), np.promote_types(layout.X0.dtype, theta.dtype))
-    frames = tuple(jnp.swapaxes(a, 0, 1) for a in (x, m, d, w))        # time-major
-    return x, m, y, w, layout, (X0, S0), frames
-
-
 def _check_jacobian(jacobian):
     if jacobian not in JACOBIAN_MODES:
         raise ValueError(f"jacobian must be one of {JACOBIAN_MODES}, got {jacobian!r}")
+
+
+def rtrl_segments(model, loss="quadratic", metrics: Callable = sequence_metrics,
+                  x_key: str = "x", y_key: str = "y", mask_key: str = "time_mask",
+                  jacobian: str = "auto", online: bool = False) -> Callable:
+    """segments_fn(params, batch) -> jdl.train.Segments of RTRL: one segment per frame t
+    (time-major), carrying (X(t), S(t)) for every sequence, with gradient dL_t/dtheta from the
+    sensitivities (module docstring); with ``online`` divided by sum_n w_{n t} (the frame's
+    mean loss over the batch), and a frame where no sequence has a weight inactive."""
+    _check_jacobian(jacobian)
+    rec = recurrence(model)
+    loss_fn = get_loss(loss)
+
+    def segments_fn(params, batch):
+        x, m, y, w, d = frame_data(rec.readout, batch, x_key, y_key, mask_key)
+        B = x.shape[0]
+        cp, _ = rec.split(params)
+        layout = _Layout(rec, cp, x[:1, 0])
+        theta, _ = ravel_pytree(cp)
+        X0 = jnp.broadcast_to(layout.X0, (B, layout.n))
+        S0 = jnp.zeros((B, layout.n, theta.shape[0]),
+                       np.promote_types(layout.X0.dtype, theta.dtype))
+        frames = tuple(jnp.swapaxes(a, 0, 1) for a in (x, m, d, w))        # time-major
+        frame = _frame_fn(rec, loss_fn, layout, jacobian)
+
+        def frame_grad_fn(params, state, inp, rng):
+            cp, op = rec.split(params)
+            _, unravel_theta = ravel_pytree(cp)
+            state, (gt, go, value, ys) = frame(cp, op, state, inp)
+            grads = rec.merge(unravel_theta(gt), go)
+            if online:
+                total = jnp.sum(inp[3])
+                scale = 1.0 / jnp.where(total > 0, total, 1.0)
+                grads = jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)
+            return grads, state, {"loss": value, "outputs": ys}
+
+        def batch_metrics(ms):
+            value = jnp.sum(ms["loss"])
+            out, wm = readout_view(rec.readout, jnp.swapaxes(ms["outputs"], 0, 1), m, w)
+            return {"loss": value, **metrics(out, y, wm.astype(value.dtype))}
+
+        active = jnp.sum(frames[3], axis=1) > 0
+        return Segments((X0, S0), frames, active, frame_grad_fn, batch_metrics)
+
+    return segments_fn
 
 
 def rtrl(model, loss="quadratic", metrics: Callable = sequence_metrics, x_key: str = "x",
@@ -155,31 +190,8 @@ def rtrl(model, loss="quadratic", metrics: Callable = sequence_metrics, x_key: s
     for the whole batch. ``model`` is a jdl SequenceModel, CanonicalRNN or RNN (see
     jdl.rnn.recurrence); loss and frame weights as jdl.rnn.bptt (same loss, same gradient).
     """
-    _check_jacobian(jacobian)
-    rec = recurrence(model)
-    loss_fn = get_loss(loss)
-
-    def grad_fn(params, model_state, batch, rng):
-        del rng
-        x, m, y, w, layout, state0, frames = _prepare(rec, params, batch, x_key, y_key,
-                                                      mask_key)
-        cp, op = rec.split(params)
-        frame = _frame_fn(rec, loss_fn, layout, jacobian)
-
-        def body(carry, inp):
-            state, g_theta, g_out = carry
-            state, (gt, go, value, ys) = frame(cp, op, state, inp)
-            return (state, g_theta + gt, jax.tree.map(jnp.add, g_out, go)), (value, ys)
-
-        theta, unravel_theta = ravel_pytree(cp)
-        init = (state0, jnp.zeros_like(theta), jax.tree.map(jnp.zeros_like, op))
-        (_, g_theta, g_out), (values, ys) = jax.lax.scan(body, init, frames)
-        value = jnp.sum(values)
-        out, wm = _readout_view(rec.readout, jnp.swapaxes(ys, 0, 1), m, w)
-        grads = rec.merge(unravel_theta(g_theta), g_out)
-        return grads, model_state, {"loss": value, **metrics(out, y, wm.astype(value.dtype))}
-
-    return grad_fn
+    return segment_sum_grad_fn(rtrl_segments(model, loss, metrics, x_key, y_key, mask_key,
+                                             jacobian))
 
 
 def rtrl_step(model, tx: optax.GradientTransformation, loss="quadratic",
@@ -195,34 +207,8 @@ def rtrl_step(model, tx: optax.GradientTransformation, loss="quadratic",
     derivatives taken at several theta: Williams & Zipser's real-time approximation). Frames
     where no sequence has a weight (padding; all but the last for readout 'last') make no
     update. ``state.step`` counts batches (as fit expects), not frame updates. metrics['loss']
-    is sum_t L_t, each L_t with the parameters of its time.
+    is sum_t L_t, each L_t with the parameters of its time. Built by jdl.train.make_online_step
+    (its NaN guard, rng rule and update).
     """
-    _check_jacobian(jacobian)
-    rec = recurrence(model)
-    loss_fn = get_loss(loss)
-
-    def step(state: TrainState, batch):
-        x, m, y, w, layout, state0, frames = _prepare(rec, state.params, batch, x_key, y_key,
-                                                      mask_key)
-        frame = _frame_fn(rec, loss_fn, layout, jacobian)
-
-        def body(carry, inp):
-            params, opt_state, rstate, finite = carry
-            cp, op = rec.split(params)
-            _, unravel_theta = ravel_pytree(cp)
-            rstate, (gt, go, value, ys) = frame(cp, op, rstate, inp)
-            total = jnp.sum(inp[3])
-            scale = 1.0 / jnp.where(total > 0, total, 1.0)
-            grads = jax.tree.map(lambda g: g * scale.astype(g.dtype),
-                                 rec.merge(unravel_theta(gt), go))
-            params, opt_state = guarded_update(tx, params, opt_state, grads, total > 0)
-            return (params, opt_state, rstate, finite & all_finite(grads)), (value, ys)
-
-        init = (state.params, state.opt_state, state0, jnp.array(True))
-        (params, opt_state, _, finite), (values, ys) = jax.lax.scan(body, init, frames)
-        value = jnp.sum(values)
-        out, wm = _readout_view(rec.readout, jnp.swapaxes(ys, 0, 1), m, w)
-        metrics_ = {"loss": value, **metrics(out, y, wm.astype(value.dtype))}
-        return finish_step(state, params, opt_state, metrics_, finite, nan_guard)
-
-    return step
+    return make_online_step(rtrl_segments(model, loss, metrics, x_key, y_key, mask_key,
+                                          jacobian, online=True), tx, nan_guard)

@@ -9,7 +9,9 @@ from jdl.train.rundir import WorkdirError, run_fingerprint
 from jdl.train.precision import (cast_floating, mixed_precision, mixed_precision_backprop,
                                  scale_loss)
 from jdl.train.state import TrainState, create_state, init_state, num_params
-from jdl.train.step import all_finite, make_eval_step, make_train_step
+from jdl.train.objective import objective_grad_fn
+from jdl.train.step import (Segments, all_finite, apply_update, make_eval_step, make_online_step,
+                            make_train_step, segment_sum_grad_fn)
 
 __all__ = ["backprop", "classification_metrics", "evaluate_fn", "predict", "CheckpointError",
            "Checkpoints", "DataError", "check_dataset", "check_inputs", "check_labels",
@@ -17,4 +19,5 @@ __all__ = ["backprop", "classification_metrics", "evaluate_fn", "predict", "Chec
            "TrainState", "create_state", "init_state", "num_params", "all_finite",
            "make_eval_step", "make_train_step", "cast_floating", "mixed_precision",
            "mixed_precision_backprop", "scale_loss", "TrainingInterrupted", "WorkdirError",
-           "run_fingerprint"]
+           "run_fingerprint", "objective_grad_fn", "Segments", "apply_update",
+           "make_online_step", "segment_sum_grad_fn"]

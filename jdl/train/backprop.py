@@ -6,8 +6,10 @@ A gradient function is any pure function
 
 with ``grads`` shaped like ``params`` and ``metrics`` a dict of scalars holding at least 'loss'.
 ``backprop`` builds one from a Flax module and a loss by reverse-mode differentiation
-(Rumelhart, Hinton & Williams 1986): grads = d loss(model(params, x), y) / d params. Contrastive
-divergence (jdl.rbm) and RTRL (jdl.rnn) bring their own and plug into the same step.
+(Rumelhart, Hinton & Williams 1986): grads = d loss(model(params, x), y) / d params, its
+objective (``backprop_objective``) turned into a grad_fn by jdl.train.objective_grad_fn.
+Contrastive divergence (jdl.rbm) and RTRL (jdl.rnn) bring their own and plug into the same
+step.
 
 An evaluation function is ``eval_fn(params, model_state, batch) -> metrics`` where each metric
 is the mean over the unmasked examples of ``batch['mask']``.
@@ -22,6 +24,7 @@ import numpy as np
 
 from jdl.losses import accuracy, get_loss
 from jdl.train.guards import DataError
+from jdl.train.objective import objective_grad_fn
 
 
 def classification_metrics(outputs, batch, mask=None) -> dict:
@@ -95,28 +98,33 @@ def check_class_labels(y, out_shape: tuple, name: str, loss: str) -> None:
                         f"got range [{int(y.min())}, {int(y.max())}] ({bad} of {y.size} outside)")
 
 
-def backprop(model, loss="cross_entropy", metrics: Callable = classification_metrics,
-             x_key: str = "x", y_key: str = "y", integer_inputs: bool = False) -> Callable:
-    """grad_fn for a Flax module trained by back-propagation on ``loss(model(x), y)``.
-
-    The module is called as ``model.apply(variables, x, train=True)`` with a 'dropout' rng;
-    mutable collections (e.g. batch statistics) are threaded through ``model_state`` here, and
-    only here. ``grad_fn.check_data`` is ``data_checker(model, loss, x_key, y_key,
-    integer_inputs)``, which ``fit`` calls on its data (through make_train_step).
-    """
+def backprop_objective(model, loss="cross_entropy", metrics: Callable = classification_metrics,
+                       x_key: str = "x", y_key: str = "y") -> Callable:
+    """objective(params, model_state, batch, rng) -> (loss(model(x), y), (metrics, new state))
+    of a Flax module in training mode, called as ``model.apply(variables, x, train=True)`` with
+    a 'dropout' rng; mutable collections (e.g. batch statistics) are threaded through
+    ``model_state`` here, and only here."""
     loss_fn = get_loss(loss)
 
-    def grad_fn(params, model_state, batch, rng):
-        def objective(p):
-            variables, mutable = _split_variables(p, model_state)
-            out = model.apply(variables, batch[x_key], train=True, rngs={"dropout": rng},
-                              mutable=mutable or False)
-            out, new_state = out if mutable else (out, model_state)
-            return loss_fn(out, batch[y_key]), (out, new_state)
+    def objective(params, model_state, batch, rng):
+        variables, mutable = _split_variables(params, model_state)
+        out = model.apply(variables, batch[x_key], train=True, rngs={"dropout": rng},
+                          mutable=mutable or False)
+        out, new_state = out if mutable else (out, model_state)
+        return loss_fn(out, batch[y_key]), (metrics(out, batch), dict(new_state))
 
-        (value, (out, new_state)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        return grads, dict(new_state), {"loss": value, **metrics(out, batch)}
+    return objective
 
+
+def backprop(model, loss="cross_entropy", metrics: Callable = classification_metrics,
+             x_key: str = "x", y_key: str = "y", integer_inputs: bool = False) -> Callable:
+    """grad_fn for a Flax module trained by back-propagation on ``loss(model(x), y)``:
+    ``objective_grad_fn(backprop_objective(model, loss, metrics, x_key, y_key))``.
+
+    ``grad_fn.check_data`` is ``data_checker(model, loss, x_key, y_key, integer_inputs)``,
+    which ``fit`` calls on its data (through make_train_step).
+    """
+    grad_fn = objective_grad_fn(backprop_objective(model, loss, metrics, x_key, y_key))
     grad_fn.check_data = data_checker(model, loss, x_key, y_key, integer_inputs)
     return grad_fn
 
