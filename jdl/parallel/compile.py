@@ -139,9 +139,11 @@ class DataParallel:
     def put(self, tree, shardings):
         """``tree`` placed with ``shardings`` (global arrays over all processes' devices when
         the mesh spans several processes)."""
-        if self.multiprocess:
-            return distributed.to_global(tree, shardings)
-        return jax.device_put(tree, shardings)
+        if not self.multiprocess:
+            return jax.device_put(tree, shardings)
+        if isinstance(shardings, jax.sharding.Sharding):   # one sharding for every leaf
+            shardings = jax.tree.map(lambda _: shardings, tree)
+        return distributed.to_global(tree, shardings)
 
     def place_state(self, state, batch_size: int):
         """``state`` put on the devices: replicated leaves copied to each, per-example split."""
