@@ -1,8 +1,8 @@
 """The data-parallel batch axis, as seen from inside a model or a grad_fn.
 
 Data-parallel training (jdl.parallel) splits a global batch of B examples into D contiguous
-shards of b = B / D examples; under ``jax.pmap`` each device runs the model on its shard with
-the named axis ``BATCH_AXIS`` ('batch') bound. Layers whose result depends on the whole batch
+shards of b = B / D examples; in pmap mode (``jax.shard_map``) each device runs the model on
+its shard with the named axis ``BATCH_AXIS`` ('batch') bound. Layers whose result depends on the whole batch
 use these helpers so that one device on the full batch and D devices on its shards compute the
 same numbers:
 
@@ -27,8 +27,9 @@ BATCH_AXIS = "batch"
 
 
 def axis_bound(axis_name: str | None) -> bool:
-    """True when called (at trace time) inside a map over the named axis, e.g. ``jax.pmap(...,
-    axis_name=axis_name)``; False outside, or when ``axis_name`` is None."""
+    """True when called (at trace time) inside a map over the named axis (``jax.shard_map``
+    over a mesh with that axis, ``jax.pmap(..., axis_name=...)``); False outside, or when
+    ``axis_name`` is None."""
     if axis_name is None:
         return False
     try:

@@ -7,20 +7,20 @@ the shard gradients:
     g = (1/B) sum_n grad l_n = (1/D) sum_d (1/b) sum_{n in S_d} grad l_n = pmean_d g_d,
 
 the synchronous data-parallel SGD of Dean et al. 2012 and Goyal et al. 2017 (all-reduce instead
-of a parameter server). ``data_parallel_grad_fn`` wraps any grad_fn so that, when it runs under
-``jax.pmap`` over the batch axis, it returns
+of a parameter server). ``data_parallel_grad_fn`` wraps any grad_fn so that, when it runs in
+the per-device program of parallel='pmap' (``jax.shard_map`` over the batch axis), it returns
 
 - grads: lax.pmean over the axis (the formula above), so every device applies the same update
   and the parameters stay replicated;
 - metrics: lax.pmean of the floating metrics (means over equal shards = global means);
-- model state: per-example leaves (PCD chains) stay local, one shard per device; floating
-  replicated leaves (running averages such as batch-norm statistics) are pmean-ed, so they stay
-  equal across devices. Exact global statistics need the model to compute them over the
-  global batch (synced batch norm, ``jdl.parallel.axis.sync_axis``); the pmean then only keeps
-  copies identical (and for a plain, unsynced BatchNorm it averages the running mean exactly
-  and the running variance approximately: it misses the spread of the shard means);
-- batch['index'] (when absent): each example's position in the global batch, d b + i, which is
-  what a grad_fn that defaults to positions (jdl.rbm.contrastive_divergence) sees on one device.
+- model state: returned as computed on the device's shard; the compile path (jdl.parallel.
+  compile, which knows the declared per-example state) keeps per-example leaves (PCD chains)
+  local and pmean-s the floating replicated ones (running averages such as batch-norm
+  statistics), so they stay equal across devices. Exact global statistics need the model to
+  compute them over the global batch (synced batch norm, ``jdl.parallel.axis.sync_axis``).
+
+Global example indices (``batch['index']``, for split-invariant noise) are added to every
+batch in one place only, where fit gathers it (``jdl.parallel.compile.gather``).
 
 Outside a map over the axis (one device; ``jax.jit`` over a sharded mesh, whose computation is
 global and needs no collectives) the wrapper calls ``grad_fn`` unchanged, so wrapping costs
@@ -39,8 +39,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jdl.parallel.axis import BATCH_AXIS, axis_bound, example_positions
-from jdl.parallel.layout import PerExample, leading_batch_dim, model_state_mask
+from jdl.parallel.axis import BATCH_AXIS, axis_bound
 
 
 def _inexact(x) -> bool:
@@ -60,9 +59,7 @@ def pmean_floats(tree, axis_name: str):
     return jax.tree.map(lambda x: lax.pmean(x, axis_name) if _inexact(x) else x, tree)
 
 
-def data_parallel_grad_fn(grad_fn: Callable, axis_name: str = BATCH_AXIS,
-                          per_example: PerExample = leading_batch_dim,
-                          index_key: str | None = "index") -> Callable:
+def data_parallel_grad_fn(grad_fn: Callable, axis_name: str = BATCH_AXIS) -> Callable:
     """Wrap ``grad_fn(params, model_state, batch, rng)`` for data parallelism over
     ``axis_name`` (see the module docstring). The result carries ``.data_parallel_axis``."""
     if getattr(grad_fn, "data_parallel_axis", None) == axis_name:
@@ -71,17 +68,9 @@ def data_parallel_grad_fn(grad_fn: Callable, axis_name: str = BATCH_AXIS,
     def wrapped(params, model_state, batch, rng):
         if not axis_bound(axis_name):
             return grad_fn(params, model_state, batch, rng)
-        b = batch_size_of(batch)
-        if index_key is not None and isinstance(batch, dict) and index_key not in batch:
-            batch = {**batch, index_key: example_positions(b, axis_name)}
         grads, new_state, metrics = grad_fn(params, model_state, batch, rng)
         grads = jax.tree.map(lambda g: lax.pmean(g, axis_name), grads)
-        metrics = pmean_floats(metrics, axis_name)
-        local = model_state_mask(new_state, b, per_example)
-        new_state = jax.tree.map(
-            lambda x, m: lax.pmean(x, axis_name) if (not m and _inexact(x)) else x,
-            new_state, local)
-        return grads, new_state, metrics
+        return grads, new_state, pmean_floats(metrics, axis_name)
 
     wrapped.data_parallel_axis = axis_name
     wrapped.__wrapped__ = grad_fn

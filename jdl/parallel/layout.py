@@ -10,27 +10,24 @@ A TrainState holds two kinds of leaves:
   the batch: device d holds rows [d b, (d + 1) b), the chains of its own examples, so PCD on D
   devices runs exactly the B chains of one device.
 
-``leading_batch_dim`` decides which model-state leaves are per example: those with at least two
-dimensions whose first one is the global batch size. One-dimensional statistics (e.g. a
-batch-norm mean of C channels, even when C happens to equal B) stay replicated. Pass another
-``per_example(leaf, batch_size) -> bool`` for other conventions.
+Which model state is per example is DECLARED, never read from shapes: a spec is a collection of
+top-level ``model_state`` keys, each naming a subtree whose every leaf has one row per example
+(leading dimension B, checked, with an error naming the key). The default ``PER_EXAMPLE``,
+('chains',), names the persistent chains of jdl.rbm's PCD; a model family with other
+per-example state passes its own spec (``fit(..., per_example_state=...)``,
+``DataParallel.create(..., per_example=...)``). Every other leaf is replicated, whatever its
+shape (in the manner of big_vision's explicit sharding rules).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Collection
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jdl.parallel.axis import BATCH_AXIS
 
-PerExample = Callable[[object, int], bool]
-
-
-def leading_batch_dim(leaf, batch_size: int) -> bool:
-    """The default rule: ndim >= 2 and shape[0] == batch_size."""
-    shape = getattr(leaf, "shape", ())
-    return len(shape) >= 2 and shape[0] == batch_size
+PER_EXAMPLE: tuple[str, ...] = ("chains",)   # model_state keys split with the batch (PCD chains)
 
 
 def _key_name(k):
@@ -40,18 +37,31 @@ def _key_name(k):
     return None
 
 
-def per_example_mask(state, batch_size: int, per_example: PerExample = leading_batch_dim):
-    """A pytree of bools shaped like ``state``: True for the model-state leaves (under the
-    field or key 'model_state') that ``per_example`` says carry one row per example."""
+def check_spec(per_example) -> tuple[str, ...]:
+    """The spec as a tuple of keys, or a ValueError saying what a spec is."""
+    if isinstance(per_example, str) or not isinstance(per_example, Collection) or not all(
+            isinstance(k, str) for k in per_example):
+        raise ValueError(f"per_example_state must be a collection of model_state keys (e.g. "
+                         f"('chains',)), got {per_example!r}")
+    return tuple(per_example)
+
+
+def per_example_mask(state, batch_size: int, per_example: Collection[str] = PER_EXAMPLE):
+    """A pytree of bools shaped like ``state``: True for the leaves of ``state.model_state[k]``
+    for k in ``per_example``; ValueError if such a leaf has no leading dimension ``batch_size``."""
+    keys = check_spec(per_example)
+
     def mark(path, leaf):
-        return bool(path) and _key_name(path[0]) == "model_state" and bool(
-            per_example(leaf, batch_size))
+        if len(path) < 2 or _key_name(path[0]) != "model_state" or _key_name(path[1]) not in keys:
+            return False
+        shape = tuple(getattr(leaf, "shape", ()))
+        if not shape or shape[0] != batch_size:
+            raise ValueError(
+                f"model_state[{_key_name(path[1])!r}] is declared per example (one row per "
+                f"example of the batch), so its leaves need the leading dimension {batch_size} "
+                f"(the global batch); {jax.tree_util.keystr(path)} has shape {shape}")
+        return True
     return jax.tree_util.tree_map_with_path(mark, state)
-
-
-def model_state_mask(model_state, batch_size: int, per_example: PerExample = leading_batch_dim):
-    """The same for a bare model state (inside a grad_fn)."""
-    return jax.tree.map(lambda leaf: bool(per_example(leaf, batch_size)), model_state)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -64,7 +74,7 @@ def split(mesh: Mesh, axis_name: str = BATCH_AXIS) -> NamedSharding:
 
 
 def state_shardings(state, mesh: Mesh, batch_size: int, axis_name: str = BATCH_AXIS,
-                    per_example: PerExample = leading_batch_dim):
+                    per_example: Collection[str] = PER_EXAMPLE):
     """NamedShardings for every leaf of ``state``: split for per-example leaves, else replicated."""
     rep, spl = replicated(mesh), split(mesh, axis_name)
     return jax.tree.map(lambda m: spl if m else rep,

@@ -43,7 +43,7 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
     ``params``: an RBM params pytree to start from, or an int, the number of hidden units of a
     fresh RBM (``jdl.rbm.init_params(fold_in(rng, 0), ..., init_scale)``). The persistent
     chains (PCD) start from ``init_chains`` and the Gibbs noise from the key
-    fold_in(rng, 1) split in two; batches carry global example indices (``'index'``), so the
+    fold_in(rng, 1) split in two; fit's batches carry global example indices (``'index'``), so the
     noise of example n at step t is a function of (rng, t, n) only. ``cd_options`` go to
     ``contrastive_divergence`` (sparsity_target, negative_statistics, ...). With ``workdir``,
     fit writes metrics.jsonl and checkpoints there, and ``resume=True`` continues a killed run.
@@ -73,8 +73,7 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
                    if persistent else {})
     state = create_state(params, tx, k_train, model_state)
     grad_fn = contrastive_divergence(k=k, persistent=persistent, visible=visible, **cd_options)
-    index = np.arange(data.shape[0], dtype=np.int32)
-    return fit(make_train_step(grad_fn, tx), state, {"x": data, "index": index},
+    return fit(make_train_step(grad_fn, tx), state, {"x": data},
                epochs=epochs, batch_size=batch_size, seed=seed, workdir=workdir,
                resume=resume, progress=progress, verbose=verbose, log_every=log_every,
                tensorboard=workdir is not None, devices=devices, parallel=parallel)

@@ -20,6 +20,7 @@ verified.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,11 +29,8 @@ import shutil
 from typing import Any
 
 import jax
-import orbax.checkpoint as ocp
 
 from jdl.train.guards import tree_spec
-
-logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 class CheckpointError(RuntimeError):
@@ -101,11 +99,26 @@ def _sync(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def _manager(path: str, keep: int) -> ocp.CheckpointManager:
-    opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                        enable_async_checkpointing=False,
-                                        cleanup_tmp_directories=True)
-    return ocp.CheckpointManager(path, options=opts)
+@contextlib.contextmanager
+def _orbax():
+    """orbax.checkpoint, imported on first use (``import jdl.train`` does not load it), with
+    absl's INFO lines (orbax logs every save) silenced for the call only."""
+    import orbax.checkpoint as ocp
+    log = logging.getLogger("absl")
+    level = log.level
+    log.setLevel(max(level, logging.ERROR))
+    try:
+        yield ocp
+    finally:
+        log.setLevel(level)
+
+
+def _manager(path: str, keep: int):
+    with _orbax() as ocp:
+        opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                            enable_async_checkpointing=False,
+                                            cleanup_tmp_directories=True)
+        return ocp.CheckpointManager(path, options=opts)
 
 
 class Checkpoints:
@@ -122,11 +135,12 @@ class Checkpoints:
     def save(self, step: int, state, loop_state: dict | None = None, best: bool = False) -> None:
         """Save (state, loop_state) at ``step`` unless a good checkpoint is there already (a
         corrupt one is replaced); with ``best``, also as the best checkpoint."""
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                  loop=ocp.args.JsonSave(loop_state or {}))
-        self._save(self._last, "last", step, args)
-        if best and self._best is not None:
-            self._save(self._best, "best", step, args)
+        with _orbax() as ocp:
+            args = ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                      loop=ocp.args.JsonSave(loop_state or {}))
+            self._save(self._last, "last", step, args)
+            if best and self._best is not None:
+                self._save(self._best, "best", step, args)
 
     def _save(self, mgr, which: str, step: int, args) -> None:
         path = self.path(step, which)
@@ -213,8 +227,9 @@ class Checkpoints:
         path = self.path(step, which)
         self._check_template(step, which, template)
         try:
-            out = self._manager_of(which).restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(template), loop=ocp.args.JsonRestore()))
+            with _orbax() as ocp:
+                out = self._manager_of(which).restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(template), loop=ocp.args.JsonRestore()))
         except Exception as e:  # orbax/tensorstore raise many types; one clear error for users
             reason = str(e).split("\n")[0][:500]
             kind = "corrupt or unreadable"
@@ -238,8 +253,9 @@ class Checkpoints:
         return self._read_loop(step, which)
 
     def _read_loop(self, step: int, which: str) -> dict:
-        out = self._manager_of(which).restore(step, args=ocp.args.Composite(
-            loop=ocp.args.JsonRestore()))
+        with _orbax() as ocp:
+            out = self._manager_of(which).restore(step, args=ocp.args.Composite(
+                loop=ocp.args.JsonRestore()))
         return dict(out["loop"] or {})
 
     def _check_template(self, step: int, which: str, template) -> None:
@@ -258,6 +274,7 @@ class Checkpoints:
                 f"{json.dumps(want.get(bad[0]))} in this model")
 
     def close(self) -> None:
-        self._last.close()
-        if self._best is not None:
-            self._best.close()
+        with _orbax():
+            self._last.close()
+            if self._best is not None:
+                self._best.close()

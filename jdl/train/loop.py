@@ -1,10 +1,60 @@
 """The one training loop: epochs, validation, early stopping, progress bar, metrics, checkpoints,
 exact resumption and the NaN guard. It knows only the step protocol, never a model family.
 
+    for epoch:                                    fit, in outline
+        for each batch of the epoch's order:      steps = jdl.parallel's compiled step
+            state, metrics = steps(state, idx)    (batch gathered inside the jit)
+            actions that are due: sync (metrics read, NaN guard), then log / checkpoint / hooks
+        evaluate, epoch record, best and early stopping, checkpoint
+
 Determinism: the step's randomness is fold_in(state.rng, step) and epoch e's batch order is
 default_rng([seed, e]).permutation(N), so the run is a function of (initial state, data, seed).
 A checkpoint stores the TrainState and the loop's running sums, so a run killed at any point
 and resumed from its newest checkpoint ends with the same parameters and the same metrics.
+
+Data: batches are dicts ``{key: array[batch_size, ...]}`` taken from ``train_data`` (a dict of
+arrays sharing their first dimension); the gather, the step and the optimiser update run in
+one jit region with the state donated (the ``state`` passed in is copied once: it stays
+usable). Before compiling, fit checks shapes, dtypes, and labels against ``num_classes`` or,
+for a step made from ``backprop``, against the model's outputs (the grad_fn's ``check_data``).
+
+Workdir: metrics go to ``metrics.jsonl`` and TensorBoard, checkpoints to
+``workdir/checkpoints`` (every ``checkpoint_every`` steps and each epoch end; the last ``keep``
+and the best by ``monitor``: by default the first of val_accuracy, val_loss, train_accuracy,
+train_loss that the run reports). A workdir that holds checkpoints (jdl.train.rundir): the same
+run (same state, data specs, batch_size, seed, epochs) is resumed from its newest checkpoint,
+or returned as it is if it has finished; ``resume=True`` also continues it with more
+``epochs``; anything else is refused with WorkdirError before any file is touched, unless
+``overwrite=True`` (which deletes the earlier run's checkpoints, metrics.jsonl and events).
+``resume_step`` picks the checkpoint; a checkpoint that fails its checksums is refused
+(CheckpointError), or with ``skip_corrupt=True`` the newest intact one is used.
+``resume=True`` on a workdir without checkpoints starts from step 0 (FitResult.resumed_from
+is then None).
+
+SIGINT / SIGTERM (jdl.train.interrupt): the current step is finished, a checkpoint written
+(with a workdir) and ``TrainingInterrupted`` raised (``exit_code`` 130 / 143). Output: a
+progress bar on stderr when ``progress`` and stderr is a terminal; one line per epoch on stdout
+(the epoch's metrics) unless ``verbose=False``.
+
+Several devices (jdl.parallel): ``devices`` None (all local devices), an int n (the first n)
+or a list; ``parallel`` 'sharded' (jit over a Mesh with NamedSharding) or 'pmap' (pmap's
+per-device program, via shard_map). ``batch_size`` is the GLOBAL batch, split into equal
+shards, so it must be a multiple of the number of devices (when ``devices`` is None and it is
+not, fewer devices are used, with a warning). On one device nothing changes. The global
+example indices in ``batch[index_key]`` make per-example noise keyed by them
+(jdl.rbm.contrastive_divergence) the same on 1 or D devices.
+
+Several processes (``jax.process_count() > 1``, after ``jdl.parallel.distributed.initialize``;
+'sharded' only): every process calls ``fit`` with the same arguments and its own copy of
+``train_data``; the mesh spans the devices of all processes (``devices`` None: all of them,
+an int n: the first n local devices of each), ``batch_size`` is the global batch over all of
+them; the data set is placed on every device and each device gathers its rows of each batch
+inside the jit. Every process saves and restores the checkpoints (``workdir`` must be a
+directory that all processes share); only process 0 writes metrics.jsonl, TensorBoard events,
+the user's writers, the progress bar and prints. Validation runs in every process on the full
+``val_data``. The returned state holds process-local arrays (the full values, on this
+process's first device), equal in every process. Signals are not caught (the processes would
+have to agree on a step).
 """
 from __future__ import annotations
 
@@ -13,18 +63,18 @@ import dataclasses
 import math
 import sys
 import time
-from typing import Callable, NamedTuple
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from tqdm.auto import tqdm
 
 from jdl.data.batching import batch_indices, check_batch_size, padded_batches
-from jdl.parallel import DataParallel, check_mode, distributed, per_device_batch
+from jdl.parallel import PER_EXAMPLE, DataParallel, GatheredSteps, distributed, gather
 from jdl.train.guards import check_dataset, check_labels, spec_of
 from jdl.train.interrupt import StopSignals, TrainingInterrupted
 from jdl.train.logger import MetricsLogger
+from jdl.train.periodic import PeriodicAction, as_action
 from jdl.train.rundir import prepare_workdir, run_fingerprint
 
 
@@ -46,10 +96,6 @@ class FitResult:
     resumed_from: int | None = None   # the checkpoint's step this run continued, or None
 
 
-def _gather(data: dict, idx):
-    return {k: v[idx] for k, v in data.items()}
-
-
 def _mean(sums: dict, count: int) -> dict:
     return {k: v / count for k, v in sums.items()} if count else {}
 
@@ -63,7 +109,7 @@ def evaluate(eval_step: Callable, state, data: dict, batch_size: int = 500,
              compiled: Callable | None = None) -> dict:
     """Mean of eval_step's metrics over every example of ``data`` (padded, masked last batch)."""
     n = check_dataset(data, "eval data")
-    fn = compiled or jax.jit(lambda s, d, i, m: eval_step(s, {**_gather(d, i), "mask": m}))
+    fn = compiled or _eval_fn(eval_step)
     data = jax.device_put(data)
     sums, count = {}, 0
     for idx, mask in padded_batches(n, min(batch_size, n)):
@@ -74,6 +120,10 @@ def evaluate(eval_step: Callable, state, data: dict, batch_size: int = 500,
     return _mean(sums, count)
 
 
+def _eval_fn(eval_step: Callable) -> Callable:
+    return jax.jit(lambda s, d, i, m: eval_step(s, {**gather(d, i, None), "mask": m}))
+
+
 def _monitor_mode(monitor: str, mode: str | None) -> str:
     if mode is None:
         mode = "min" if "loss" in monitor or "error" in monitor else "max"
@@ -82,13 +132,16 @@ def _monitor_mode(monitor: str, mode: str | None) -> str:
     return mode
 
 
-def _check_arguments(epochs, log_every, checkpoint_every, patience, resume, overwrite, workdir):
+def _check_arguments(epochs, log_every, checkpoint_every, patience, resume, overwrite, workdir,
+                     steps_per_call=1):
     if epochs is None or epochs <= 0:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
     if log_every <= 0:
         raise ValueError(f"log_every must be positive, got {log_every}")
     if checkpoint_every is not None and checkpoint_every <= 0:
         raise ValueError(f"checkpoint_every must be positive or None, got {checkpoint_every}")
+    if not (isinstance(steps_per_call, int) and steps_per_call >= 1):
+        raise ValueError(f"steps_per_call must be a positive integer, got {steps_per_call!r}")
     if patience is not None and patience <= 0:
         raise ValueError(f"patience must be positive or None, got {patience}")
     for name, flag in (("resume", resume), ("overwrite", overwrite)):
@@ -115,80 +168,26 @@ def _check_data(train_step, train_data, val_data, batch_size, num_classes, label
     return n
 
 
-class _Placement(NamedTuple):
-    """Where the run's data and state live and the jitted step that uses them."""
-    dp: DataParallel
-    multi: bool
-    main: bool
-    data: dict
-    state: object
-    step_fn: Callable
-    val_data: dict | None
-    batch_sharding: object
-
-
-def _place(train_step, state, train_data, val_data, batch_size, devices, parallel) -> _Placement:
-    check_mode(parallel)
-    multi = jax.process_count() > 1
-    batch_sharding = None
-    if multi:  # host data; the state as global arrays; each batch built from this process's rows
-        if parallel != "sharded":
-            raise ValueError(f"with several processes fit runs parallel='sharded' only, got "
-                             f"{parallel!r}")
-        dp = DataParallel(tuple(distributed.global_devices(devices)), parallel)
-        per_device_batch(batch_size, dp.num_devices)
-        data = {k: np.asarray(v) for k, v in train_data.items()}
-        shardings = dp.state_shardings(state, batch_size)
-        state = distributed.to_global(state, shardings)
-        batch_sharding = dp.batch_sharding()
-        step_fn = jax.jit(dp.spmd(train_step, state, batch_size), donate_argnums=0,
-                          in_shardings=(shardings, batch_sharding),
-                          out_shardings=(shardings, dp.replicated()))
-        return _Placement(dp, True, distributed.is_main_process(), data, state, step_fn,
-                          val_data, batch_sharding)
-    dp = DataParallel.create(devices, parallel, batch_size=batch_size)
-    if dp.num_devices == 1:
-        device = dp.devices[0]
-        if device == jax.local_devices()[0]:
-            data = jax.device_put(train_data)
-        else:
-            data, state = jax.device_put((train_data, state), device)
-        step_fn = jax.jit(lambda s, d, i: train_step(s, _gather(d, i)), donate_argnums=0)
-    else:  # data replicated, state and batch in the data-parallel layout (jdl.parallel)
-        data = dp.replicate(train_data)
-        state = dp.place_state(state, batch_size)
-        spmd = dp.spmd(train_step, state, batch_size)
-        shardings = dp.state_shardings(state, batch_size)
-        step_fn = jax.jit(lambda s, d, i: spmd(s, _gather(d, i)), donate_argnums=0,
-                          in_shardings=(shardings, dp.replicated(), dp.batch_sharding()),
-                          out_shardings=(shardings, dp.replicated()))
-        if val_data is not None:
-            val_data = dp.replicate(val_data)
-    return _Placement(dp, False, True, data, state, step_fn, val_data, batch_sharding)
-
-
-def _compile(pl: _Placement, state, batch_size: int) -> Callable:
-    if pl.multi:
-        lowered = pl.step_fn.lower(state, distributed.batch_spec(pl.batch_sharding, pl.data,
-                                                                 batch_size))
-        global_step = lowered.compile()
-
-        def compiled(s, d, i):
-            return global_step(s, distributed.global_batch(pl.batch_sharding, d, i))
-        return compiled
-    return pl.step_fn.lower(state, pl.data, np.zeros(batch_size, np.int64)).compile()
-
-
 def _new_loop_state(fingerprint: dict) -> dict:
     return {"history": [], "epoch_sums": {}, "epoch_count": 0, "window_sums": {},
             "window_count": 0, "best": None, "bad_epochs": 0, "stopped_early": False,
             "run": fingerprint}
 
 
+def _per_step(pending: list):
+    """The pending calls' metrics, read from the devices, one dict per step in order (a call
+    of k > 1 steps returns them stacked)."""
+    for k, m in jax.device_get(pending):
+        if k == 1:
+            yield m
+        else:
+            yield from ({name: v[i] for name, v in m.items()} for i in range(k))
+
+
 def _drain(pending: list, loop: dict, state, ckpt) -> None:
     """Add the pending steps' metrics to the running sums; raise NonFiniteError if the NaN
     guard recorded a bad step (naming the newest checkpoint that matches its checksums)."""
-    for m in jax.device_get(pending):
+    for m in _per_step(pending):
         _add(loop["window_sums"], m)
         _add(loop["epoch_sums"], m)
         loop["window_count"] += 1
@@ -244,6 +243,134 @@ def _start(workdir, ckpt, resume_from, resume, state, loop, skip_corrupt, say) -
     return state, int(state.step)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What one fit call carries from step to step, and what its actions read and write."""
+    state: object
+    step: int
+    loop: dict
+    ckpt: object                # Checkpoints or None
+    writers: list               # metric writers: MetricsLogger and the user's (main process)
+    say: Callable
+    monitor: str | None
+    mode: str | None
+    bar: object = None
+    pending: list = dataclasses.field(default_factory=list)
+    epoch_end: bool = False     # the step just run is the epoch's last
+
+    def sync(self, done: int) -> None:
+        """Read the pending metrics (and check the NaN guard); the bar shows ``done`` steps."""
+        _drain(self.pending, self.loop, self.state, self.ckpt)
+        self.bar.update(done - self.bar.n)
+
+    def write(self, kind: str, metrics: dict) -> None:
+        for w in self.writers:
+            w.write(kind, self.step, metrics)
+
+    def log_window(self, step: int, state) -> None:
+        """The mean train metrics since the last log, to the writers and the progress bar."""
+        rec = _mean(self.loop["window_sums"], self.loop["window_count"])
+        self.write("train", rec)
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items()})
+        self.loop["window_sums"], self.loop["window_count"] = {}, 0
+
+    def save(self, step: int, state) -> None:
+        """A checkpoint inside an epoch (an epoch's last step saves after its validation)."""
+        if self.ckpt is not None and not self.epoch_end:
+            self.ckpt.save(step, state, self.loop)
+
+
+def _actions(run: _Run, log_every: int, checkpoint_every, hooks) -> list:
+    actions = [PeriodicAction(run.log_window, every_steps=log_every)]
+    if run.ckpt is not None and checkpoint_every:
+        actions.append(PeriodicAction(run.save, every_steps=checkpoint_every))
+    return actions + [as_action(h) for h in hooks]
+
+
+def _writers(workdir, main: bool, tensorboard: bool, writers, cleanup) -> list:
+    """fit's MetricsLogger (metrics.jsonl, TensorBoard) and the user's writers, closed at the
+    end; none outside the main process."""
+    logger = MetricsLogger(workdir if main else None, tensorboard=tensorboard)
+    cleanup.callback(logger.close)
+    for w in writers:
+        if main and hasattr(w, "close"):
+            cleanup.callback(w.close)
+    return [logger, *writers] if main else [logger]
+
+
+def _call_length(actions: list, step: int, most: int) -> int:
+    """Steps in the next call: at most ``most``, ending at the next step an action is due."""
+    due = [a.next_due(step) for a in actions]
+    return min([most] + [s - step for s in due if s is not None])
+
+
+def _train_epoch(run: _Run, steps: GatheredSteps, order, first: int, actions: list,
+                 on_step, stop, interrupted, steps_per_call: int = 1) -> float:
+    """Steps ``first`` .. the epoch's last of ``order``, in calls of up to ``steps_per_call``
+    steps that end where an action is due; the actions that are due run after a sync.
+    Returns the seconds spent."""
+    t0, spe, b = time.perf_counter(), len(order), first
+    while b < spe:
+        k = 1 if steps_per_call == 1 else _call_length(actions, run.step,
+                                                         min(steps_per_call, spe - b))
+        run.state, metrics = steps(run.state, order[b] if k == 1 else order[b:b + k])
+        run.pending.append((k, metrics))
+        for s in range(run.step + 1, run.step + k + 1) if on_step is not None else ():
+            on_step(s)
+        run.step, b = run.step + k, b + k
+        run.epoch_end = b == spe
+        stopping = stop.signum is not None and not run.epoch_end  # epoch ends: see fit
+        due = [a for a in actions if a.due(run.step)]
+        if due or run.epoch_end or stopping:
+            run.sync(b)
+            for action in due:
+                action(run.step, run.state)
+            if stopping:
+                run.save(run.step, run.state)
+                raise interrupted()
+        elif steps_per_call > 1:
+            run.bar.update(b - run.bar.n)
+    jax.block_until_ready(run.state)
+    return time.perf_counter() - t0
+
+
+def _end_epoch(run: _Run, epoch: int, evaluate_state: Callable | None, patience) -> None:
+    """The epoch's record (train means, validation), best and early stopping, its checkpoint."""
+    loop = run.loop
+    record = {"epoch": epoch + 1, "step": run.step, **{
+        f"train_{k}": v for k, v in _mean(loop["epoch_sums"], loop["epoch_count"]).items()}}
+    loop["epoch_sums"], loop["epoch_count"] = {}, 0
+    if evaluate_state is not None:
+        record.update({f"val_{k}": v for k, v in evaluate_state(run.state).items()})
+    improved, run.monitor, run.mode = _close_epoch(loop, record, run.monitor, run.mode, patience)
+    run.write("epoch", record)
+    run.say("epoch {:d}: ".format(epoch + 1) + ", ".join(
+        f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step")))
+    if run.ckpt is not None:
+        run.ckpt.save(run.step, run.state, loop, best=improved)
+
+
+def _validation(dp: DataParallel, eval_step, val_data, batch_size: int) -> Callable | None:
+    """state -> validation metrics (None without eval_step or val_data)."""
+    if eval_step is None or val_data is None:
+        return None
+    fn = _eval_fn(eval_step)
+    if dp.multiprocess:
+        return lambda s: evaluate(eval_step, distributed.to_local(s), val_data, batch_size, fn)
+    data = dp.replicate(val_data) if dp.num_devices > 1 else val_data
+    return lambda s: evaluate(eval_step, s, data, batch_size, fn)
+
+
+def _open_workdir(workdir, loop, cleanup, **kw) -> tuple:
+    """(Checkpoints, the step to resume from) after deciding, reading only, whether this run
+    may use ``workdir`` (jdl.train.rundir); (None, None) without one."""
+    if workdir is None:
+        return None, None
+    ckpt, resume_from = prepare_workdir(workdir, loop["run"], **kw)
+    cleanup.callback(ckpt.close)
+    return ckpt, resume_from
+
+
 def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_size: int,
         eval_step: Callable | None = None, val_data: dict | None = None, seed: int = 0,
         workdir: str | None = None, checkpoint_every: int | None = None, keep: int = 3,
@@ -253,148 +380,80 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
         verbose: bool = True, num_classes: int | None = None, label_key: str = "y",
         on_step: Callable[[int], None] | None = None, eval_batch_size: int = 1000,
         tensorboard: bool = True, devices=None, parallel: str = "sharded",
-        index_key: str | None = "index") -> FitResult:
-    """Train ``state`` with the pure ``train_step(state, batch) -> (state, metrics)``.
+        index_key: str | None = "index", per_example_state: Sequence[str] | None = None,
+        hooks: Sequence = (), writers: Sequence = (), steps_per_call: int = 1) -> FitResult:
+    """Train ``state`` with the pure ``train_step(state, batch) -> (state, metrics)``; see the
+    module docstring for the data, checkpoints, resumption, signals, devices and processes.
 
-    Batches are dicts ``{key: array[batch_size, ...]}`` taken from ``train_data`` (a dict of
-    arrays sharing their first dimension) in a seeded order; the gather, the step and the
-    optimiser update run in one jit region with the state donated. ``eval_step(state, batch)``
-    computes masked validation metrics at each epoch end. With ``workdir``, metrics go to
-    ``metrics.jsonl`` and TensorBoard, checkpoints to ``workdir/checkpoints`` (every
-    ``checkpoint_every`` steps and each epoch end; the last ``keep`` and the best by
-    ``monitor``: by default the first of val_accuracy, val_loss, train_accuracy, train_loss that
-    the run reports). The ``state`` passed in is copied once, not donated: it stays usable.
-
-    A workdir that holds checkpoints (jdl.train.rundir): the same run (same state, data specs,
-    batch_size, seed, epochs) is resumed from its newest checkpoint, or returned as it is if it
-    has finished; ``resume=True`` also continues it with more ``epochs``; anything else is
-    refused with WorkdirError before any file is touched, unless ``overwrite=True`` (which
-    deletes the earlier run's checkpoints, metrics.jsonl and events). ``resume_step`` picks the
-    checkpoint; a checkpoint that fails its checksums is refused (CheckpointError), or with
-    ``skip_corrupt=True`` the newest intact one is used. ``resume=True`` on a workdir without
-    checkpoints starts from step 0 (FitResult.resumed_from is then None).
-
-    SIGINT / SIGTERM (jdl.train.interrupt): the current step is finished, a checkpoint written
-    (with a workdir) and ``TrainingInterrupted`` raised (``exit_code`` 130 / 143).
-
-    Output: a progress bar on stderr when ``progress`` and stderr is a terminal; one line per
-    epoch on stdout (the epoch's metrics) unless ``verbose=False``.
-
-    Data checks before compiling: shapes, dtypes, and labels against ``num_classes`` or, for a
-    step made from ``backprop``, against the model's outputs (the grad_fn's ``check_data``).
-
-    Several devices (jdl.parallel): ``devices`` None (all local devices), an int n (the first
-    n) or a list; ``parallel`` 'sharded' (jit over a Mesh with NamedSharding) or 'pmap'.
-    ``batch_size`` is the GLOBAL batch, split into equal shards, so it must be a multiple of the
-    number of devices (when ``devices`` is None and it is not, fewer devices are used, with a
-    warning). On one device nothing changes. Each batch carries ``batch[index_key]``, the
-    global indices of its examples (unless ``train_data`` has its own), so that per-example
-    noise keyed by it (jdl.rbm.contrastive_divergence) is the same on 1 or D devices;
-    ``index_key=None`` adds nothing.
-
-    Several processes (``jax.process_count() > 1``, after ``jdl.parallel.distributed.initialize``;
-    'sharded' only): every process calls ``fit`` with the same arguments and its own copy of
-    ``train_data``; the mesh spans the devices of all processes (``devices`` None: all of them,
-    an int n: the first n local devices of each), ``batch_size`` is the global batch over all
-    of them, and each process gathers and sends to its devices only its own rows of each batch.
-    Every process saves and restores the checkpoints (``workdir`` must be a directory that all
-    processes share); only process 0 writes metrics.jsonl, TensorBoard events, the progress
-    bar and prints. Validation runs in every process on the full ``val_data``. The returned
-    state holds process-local arrays (the full values, on this process's first device), equal
-    in every process. Signals are not caught (the processes would have to agree on a step).
+    Each epoch runs its steps in a seeded order (compiled once by jdl.parallel, the batch
+    gathered inside the jit, ``batch[index_key]`` its global example indices unless
+    ``index_key`` is None or ``train_data`` has its own), then ``eval_step`` on ``val_data``
+    (masked means), the epoch record, early stopping (``patience`` epochs without improvement
+    of ``monitor``) and a checkpoint. Periodic actions (jdl.train.periodic) run after the
+    steps at which they are due: the train metrics every ``log_every`` steps, a checkpoint
+    every ``checkpoint_every``, and the user's ``hooks`` (PeriodicActions, or callables run
+    every step, called with (step, state)); ``on_step(step)`` runs after every step without
+    synchronising. Records go to ``workdir/metrics.jsonl``, TensorBoard and ``writers``
+    (objects with ``write(kind, step, metrics)``). ``per_example_state``: the model_state keys
+    split with the batch across devices (default ``train_step.per_example_state`` if the step
+    declares it, else jdl.parallel.PER_EXAMPLE, PCD's 'chains'). ``steps_per_call`` k runs up
+    to k steps in one compiled call (lax.scan over k gathered batches; the idea of Keras's
+    steps_per_execution): calls end where an action is due, so metrics, checkpoints, resumption
+    and the NaN guard are those of k = 1; the progress bar moves once per call.
     """
     t_start = time.perf_counter()
-    _check_arguments(epochs, log_every, checkpoint_every, patience, resume, overwrite, workdir)
+    _check_arguments(epochs, log_every, checkpoint_every, patience, resume, overwrite, workdir,
+                     steps_per_call)
     if monitor is not None:
         mode = _monitor_mode(monitor, mode)
     n = _check_data(train_step, train_data, val_data, batch_size, num_classes, label_key)
     spe = n // batch_size
     loop = _new_loop_state(run_fingerprint(state, train_data, epochs=epochs,
                                            batch_size=batch_size, seed=seed))
-    if index_key is not None and index_key not in train_data:
-        train_data = {**train_data, index_key: np.arange(n, dtype=np.int32)}
-    eval_fn = None
-    if eval_step is not None:
-        eval_fn = jax.jit(lambda s, d, i, m: eval_step(s, {**_gather(d, i), "mask": m}))
+    if per_example_state is None:
+        per_example_state = getattr(train_step, "per_example_state", PER_EXAMPLE)
     with contextlib.ExitStack() as cleanup:
-        ckpt, resume_from = None, None
-        if workdir is not None:   # decides, reading only, whether this run may use the workdir
-            ckpt, resume_from = prepare_workdir(
-                workdir, loop["run"], resume=resume, resume_step=resume_step,
-                overwrite=overwrite, skip_corrupt=skip_corrupt, keep=keep)
-            cleanup.callback(ckpt.close)
+        ckpt, resume_from = _open_workdir(workdir, loop, cleanup, resume=resume, keep=keep,
+                                          resume_step=resume_step, overwrite=overwrite,
+                                          skip_corrupt=skip_corrupt)
+        dp = DataParallel.create(devices, parallel, per_example=per_example_state,
+                                 batch_size=batch_size)
         # The step donates its state; train on a copy so the caller's arrays stay valid.
-        pl = _place(train_step, jax.tree.map(jnp.copy, state), train_data, val_data,
-                    batch_size, devices, parallel)
-        say = lambda text: _say(text, verbose and pl.main)
-        state, resumed_from = _start(workdir, ckpt, resume_from, resume, pl.state, loop,
+        steps = dp.compile_gathered(train_step, jax.tree.map(jnp.copy, state), train_data,
+                                    batch_size, index_key)
+        main = distributed.is_main_process()
+        say = lambda text: _say(text, verbose and main)
+        state, resumed_from = _start(workdir, ckpt, resume_from, resume, steps.state, loop,
                                      skip_corrupt, say)
-        logger = MetricsLogger(workdir if pl.main else None, tensorboard=tensorboard)
-        cleanup.callback(logger.close)
-        logger.truncate_after(int(state.step))  # drop records a killed run wrote after its checkpoint
-        start = int(state.step)
+        run = _Run(state, int(state.step), loop, ckpt,
+                   _writers(workdir, main, tensorboard, writers, cleanup), say, monitor, mode)
+        run.writers[0].truncate_after(run.step)  # drop records a killed run wrote after its checkpoint
         t0 = time.perf_counter()
-        compiled = _compile(pl, state, batch_size)
+        k = min(steps_per_call, spe)
+        steps.compile(state, k if k > 1 else 0)    # the calls of k steps (others: when met)
         compile_time = time.perf_counter() - t0
-        stop = cleanup.enter_context(StopSignals(enabled=not pl.multi))
-        interrupted = lambda: TrainingInterrupted(stop.signum, gstep, ckpt and ckpt.directory)
-
-        train_time, steps_run, gstep = 0.0, 0, start
-        for epoch in range(start // spe, epochs):
+        validation = _validation(dp, eval_step, val_data, eval_batch_size)
+        actions = _actions(run, log_every, checkpoint_every, hooks)
+        stop = cleanup.enter_context(StopSignals(enabled=not dp.multiprocess))
+        interrupted = lambda: TrainingInterrupted(stop.signum, run.step, ckpt and ckpt.directory)
+        train_time, steps_run = 0.0, 0
+        for epoch in range(run.step // spe, epochs):
             if loop["stopped_early"]:
                 break
-            order = batch_indices(n, batch_size, seed, epoch)
-            first = gstep - epoch * spe
-            bar = tqdm(total=spe, initial=first, desc=f"epoch {epoch + 1}/{epochs}",
-                       disable=not (progress and pl.main and sys.stderr.isatty()), leave=False,
-                       dynamic_ncols=True)
-            pending = []
-            t_ep = time.perf_counter()
-            for b in range(first, spe):
-                state, metrics = compiled(state, pl.data, order[b])
-                pending.append(metrics)
-                gstep += 1
-                if on_step is not None:
-                    on_step(gstep)
-                at_ckpt = ckpt is not None and checkpoint_every and gstep % checkpoint_every == 0
-                stopping = stop.signum is not None and b != spe - 1   # epoch ends: see below
-                if gstep % log_every == 0 or b == spe - 1 or at_ckpt or stopping:
-                    _drain(pending, loop, state, ckpt)
-                    bar.update(b + 1 - bar.n)
-                    if gstep % log_every == 0:
-                        rec = _mean(loop["window_sums"], loop["window_count"])
-                        logger.write("train", gstep, rec)
-                        bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items()})
-                        loop["window_sums"], loop["window_count"] = {}, 0
-                    if (at_ckpt or stopping) and ckpt is not None and b != spe - 1:
-                        ckpt.save(gstep, state, loop)
-                    if stopping:
-                        raise interrupted()
-            jax.block_until_ready(state)
-            train_time += time.perf_counter() - t_ep
+            first = run.step - epoch * spe
+            run.bar = tqdm(total=spe, initial=first, desc=f"epoch {epoch + 1}/{epochs}",
+                           disable=not (progress and main and sys.stderr.isatty()),
+                           leave=False, dynamic_ncols=True)
+            train_time += _train_epoch(run, steps, batch_indices(n, batch_size, seed, epoch),
+                                       first, actions, on_step, stop, interrupted, steps_per_call)
             steps_run += spe - first
-            bar.close()
-
-            record = {"epoch": epoch + 1, "step": gstep,
-                      **{f"train_{k}": v for k, v in _mean(loop["epoch_sums"], loop["epoch_count"]).items()}}
-            loop["epoch_sums"], loop["epoch_count"] = {}, 0
-            if eval_fn is not None and pl.val_data is not None:
-                val = evaluate(eval_step, distributed.to_local(state) if pl.multi else state,
-                               pl.val_data, eval_batch_size, compiled=eval_fn)
-                record.update({f"val_{k}": v for k, v in val.items()})
-            improved, monitor, mode = _close_epoch(loop, record, monitor, mode, patience)
-            logger.write("epoch", gstep, record)
-            say("epoch {:d}: ".format(epoch + 1) + ", ".join(
-                f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "step")))
-            if ckpt is not None:
-                ckpt.save(gstep, state, loop, best=improved)
+            run.bar.close()
+            _end_epoch(run, epoch, validation, patience)
             if stop.signum is not None:
                 raise interrupted()
-    if pl.multi:
-        state = distributed.to_local(state)
-    wall = time.perf_counter() - t_start
-    return FitResult(state=state, history=loop["history"], best=loop["best"],
+    final = distributed.to_local(run.state) if dp.multiprocess else run.state
+    return FitResult(state=final, history=loop["history"], best=loop["best"],
                      stopped_early=loop["stopped_early"], compile_time=compile_time,
-                     train_time=train_time, wall_time=wall,
+                     train_time=train_time, wall_time=time.perf_counter() - t_start,
                      samples_per_s=steps_run * batch_size / train_time if train_time else 0.0,
-                     num_devices=pl.dp.num_devices, resumed_from=resumed_from)
+                     num_devices=dp.num_devices, resumed_from=resumed_from)
