@@ -79,7 +79,7 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 
 import jax  # noqa: E402
 from jdl import optim, plots, rbm  # noqa: E402
-from jdl.ae.uses import precision_at_k  # noqa: E402
+from jdl.ae.code_space import precision_at_k  # noqa: E402
 from jdl.data import fashion_mnist  # noqa: E402
 from jdl.nn import MLP  # noqa: E402
 from jdl.rbm import dbn  # noqa: E402
@@ -130,7 +130,7 @@ def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: boo
     summary = {"pretrain_s": pretrain_s,
                "pretrain_reconstruction_error": [h[-1]["train_loss"] for h in histories]}
 
-    plots.plot_image_grid(rbm.uses.hidden_weight_images(stack[0], (28, 28),
+    plots.plot_image_grid(rbm.inference.hidden_weight_images(stack[0], (28, 28),
                                                         min(100, cfg.layers[0])),
                           os.path.join(workdir, "filters.png"), vmin=None, vmax=None,
                           title="first RBM: weights of its first hidden units")

@@ -17,7 +17,7 @@ Rows printed and written to runs/rbm_digits/summary.json:
 - scikit-learn BernoulliRBM features + logistic regression (the example's pipeline);
 - jdl RBM features + logistic regression (same settings, ``jdl.rbm.train_rbm``);
 - jdl joint RBM on [v, one-hot label] (Hinton 2007's discriminative use of a generative RBM:
-  label = argmin_y F(v, y), ``jdl.rbm.uses.classify``).
+  label = argmin_y F(v, y), ``jdl.rbm.inference.classify``).
 
 Result here (seed 0, 32 s wall on the 2 shared cores): test accuracy raw pixels 0.7807,
 scikit-learn RBM features 0.9354, jdl RBM features 0.9482, jdl joint RBM by free energy 0.8959
@@ -128,7 +128,7 @@ def run(cfg: RBMDigitsConfig, workdir: str, progress: bool = False) -> dict:
     features = jax.jit(rbm.p_h_given_v)
     out["jdl_rbm"] = logistic_accuracy(np.asarray(features(params, x_train)), y_train,
                                        np.asarray(features(params, x_test)), y_test, cfg.c_rbm)
-    plots.plot_image_grid(rbm.uses.hidden_weight_images(params, (8, 8), 100),
+    plots.plot_image_grid(rbm.inference.hidden_weight_images(params, (8, 8), 100),
                           os.path.join(workdir, "filters.png"), vmin=None, vmax=None,
                           title="jdl RBM: weights of the 100 hidden units")
 
@@ -141,7 +141,7 @@ def run(cfg: RBMDigitsConfig, workdir: str, progress: bool = False) -> dict:
                           epochs=cfg.joint_epochs, batch_size=cfg.batch_size, tx=tx, k=cfg.k,
                           persistent=False, seed=cfg.seed, progress=progress,
                           devices=cfg.devices)
-    predicted = np.asarray(rbm.uses.classify(joint.state.params, jnp.asarray(x_test), 10))
+    predicted = np.asarray(rbm.inference.classify(joint.state.params, jnp.asarray(x_test), 10))
     out["joint_rbm_free_energy"] = float(np.mean(predicted == y_test))
     out["wall_time_s"] = time.perf_counter() - t_start
     run_dir.write_summary(workdir, {

@@ -95,13 +95,13 @@ def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: boo
                                "RBM: reconstruction error")
 
     # hidden units' weights as images
-    filters = rbm.uses.hidden_weight_images(params, (28, 28), 100)
+    filters = rbm.inference.hidden_weight_images(params, (28, 28), 100)
     plots.plot_image_grid(filters, os.path.join(workdir, "filters.png"), vmin=None, vmax=None,
                           title="weights of 100 hidden units")
 
     # samples: independent long Gibbs chains from random states
     k_gen, k_comp, k_ais = jax.random.split(jax.random.fold_in(key, 2), 3)
-    _, means = jax.jit(rbm.uses.generate, static_argnums=(2, 3, 5, 6))(
+    _, means = jax.jit(rbm.inference.generate, static_argnums=(2, 3, 5, 6))(
         params, k_gen, cfg.n_samples, cfg.sample_steps, None, "bernoulli", True)
     plots.plot_image_grid(np.asarray(means).reshape(-1, 28, 28),
                           os.path.join(workdir, "samples.png"),
@@ -110,7 +110,7 @@ def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: boo
 
     # completion of the bottom half of test images (top 14 rows clamped)
     mask = completion_mask()
-    complete = jax.jit(rbm.uses.complete, static_argnums=(4,))
+    complete = jax.jit(rbm.inference.complete, static_argnums=(4,))
     v = x_test[:cfg.completion_images]
     filled = np.concatenate([np.asarray(complete(params, v[i:i + 250], mask,
                                                  jax.random.fold_in(k_comp, i),
@@ -135,7 +135,7 @@ def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: boo
                "test_model": "final RBM", "resumed": bool(resume),
                "test_log_likelihood_ais": ll["log_likelihood"], "ais": ll,
                "test_pseudo_log_likelihood": pll,
-               "test_reconstruction_error": float(rbm.uses.reconstruction_error(params, x_test)),
+               "test_reconstruction_error": float(rbm.inference.reconstruction_error(params, x_test)),
                "completion_squared_error": completion_se,
                "pixel_mean_squared_error": mean_se,
                "train_s_per_epoch": result.train_time / max(1, len(result.history)),

@@ -8,6 +8,15 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# Strict dtype promotion and rank promotion for the whole suite (as equinox's suite runs): an
+# implicit float32 + float64 or int + float mix, or a silent broadcast between arrays of
+# different rank, raises instead of passing unnoticed. Set here once, switched on with
+# JDL_STRICT_PROMOTION=1 until the library passes under it (jdl.rbm does; optax.adam, the
+# bias adds of jdl.nn's Conv and Autoencoder do not yet: see BUILD_NOTES).
+if os.environ.get("JDL_STRICT_PROMOTION") == "1":
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+
 
 @pytest.fixture
 def digits_small():

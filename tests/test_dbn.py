@@ -1,4 +1,4 @@
-"""Tests of jdl.rbm.uses (completion, generation, classification, reconstruction, weight images)
+"""Tests of jdl.rbm.inference (completion, generation, classification, reconstruction, weight images)
 and jdl.rbm.dbn (greedy layer-wise training, up/down passes, conversion to an MLP, fine-tuning).
 
 Tiny RBMs are checked against brute-force enumeration (float64 numpy); the training tests use
@@ -18,7 +18,7 @@ import pytest
 import jdl.rbm as rbm
 from jdl.losses import cross_entropy
 from jdl.nn.mlp import MLP
-from jdl.rbm import dbn, uses
+from jdl.rbm import dbn, inference
 from jdl.train import backprop, create_state, fit, make_train_step
 
 from rbm_enumeration import (all_states, exact_p_v, fast_key, random_params,
@@ -37,7 +37,7 @@ def bars_and_stripes(n=4):
     return x, y
 
 
-# --------------------------------------------------------------------------- RBM uses
+# ---------------------------------------------------------------------- RBM inference
 
 
 def test_complete_equals_the_exact_conditional_expectation():
@@ -53,8 +53,8 @@ def test_complete_equals_the_exact_conditional_expectation():
 
     @jax.jit
     def run(p):
-        return (uses.complete(p, v, mask, fast_key(0), n_steps=200, burn_in=20, n_chains=400),
-                uses.complete(p, v[0], mask.astype(bool), fast_key(1), n_steps=3))
+        return (inference.complete(p, v, mask, fast_key(0), n_steps=200, burn_in=20, n_chains=400),
+                inference.complete(p, v[0], mask.astype(bool), fast_key(1), n_steps=3))
 
     got, short = (np.asarray(a) for a in run(params))
     assert short.shape == (5,) and np.array_equal(short[:2], v[0, :2])   # boolean mask
@@ -67,7 +67,7 @@ def test_complete_equals_the_exact_conditional_expectation():
         np.testing.assert_allclose(got[row, 2:], expected, atol=0.005)
         assert np.abs(expected - p @ V[:, 2:]).max() > 0.03        # clamping matters
     with pytest.raises(ValueError, match="burn_in"):
-        uses.complete(params, v, mask, fast_key(0), n_steps=10, burn_in=10)
+        inference.complete(params, v, mask, fast_key(0), n_steps=10, burn_in=10)
 
 
 def test_classify_is_the_brute_force_argmax_of_p_label_given_v():
@@ -82,7 +82,7 @@ def test_classify_is_the_brute_force_argmax_of_p_label_given_v():
     @jax.jit
     def compute(p):
         joined = np.concatenate([np.repeat(V, n_classes, 0), np.tile(E_y, (len(V), 1))], 1)
-        return (uses.label_log_probs(p, V, n_classes), uses.classify(p, V, n_classes),
+        return (inference.label_log_probs(p, V, n_classes), inference.classify(p, V, n_classes),
                 rbm.free_energy(p, joined).reshape(len(V), n_classes))
 
     log_probs, labels, free = (np.asarray(a) for a in compute(params))
@@ -99,7 +99,7 @@ def test_classify_is_the_brute_force_argmax_of_p_label_given_v():
     np.testing.assert_array_equal(labels, np.argmin(free, axis=1))  # argmin_c F([v, e_c])
     assert labels.dtype == np.int32 and len(set(labels.tolist())) > 1   # not a constant guess
     with pytest.raises(ValueError, match="data units"):
-        uses.classify(params, np.zeros((2, 5), np.float32), n_classes)
+        inference.classify(params, np.zeros((2, 5), np.float32), n_classes)
 
 
 def test_generate_under_vmap_and_jit_samples_the_model():
@@ -113,9 +113,9 @@ def test_generate_under_vmap_and_jit_samples_the_model():
 
     @jax.jit
     def run(p):
-        many = jax.vmap(lambda k: uses.generate(p, k, 100, 50))(keys)
-        one = uses.generate(p, keys[0], 100, 50, return_mean=True)
-        from_v0 = uses.generate(p, keys[1], 3, 0, v0=jnp.array([1.0, 0.0, 1.0, 0.0]))
+        many = jax.vmap(lambda k: inference.generate(p, k, 100, 50))(keys)
+        one = inference.generate(p, keys[0], 100, 50, return_mean=True)
+        from_v0 = inference.generate(p, keys[1], 3, 0, v0=jnp.array([1.0, 0.0, 1.0, 0.0]))
         return many, one, from_v0
 
     samples, (single, mean), from_v0 = jax.tree.map(np.asarray, run(params))
@@ -131,17 +131,17 @@ def test_generate_under_vmap_and_jit_samples_the_model():
 def test_reconstruction_error_and_hidden_weight_images():
     params = random_params(3, 6, 4)
     v = all_states(6, np.float32)[::5]
-    err = float(jax.jit(uses.reconstruction_error)(params, v))
+    err = float(jax.jit(inference.reconstruction_error)(params, v))
     W, b, c = (np.asarray(params[k], np.float64) for k in ("W", "b", "c"))
     h = 1 / (1 + np.exp(-(v @ W + c)))
     recon = 1 / (1 + np.exp(-(h @ W.T + b)))
     assert err == pytest.approx(np.mean((v - recon) ** 2), rel=1e-5)
-    images = np.asarray(uses.hidden_weight_images(params, (2, 3), n=3))
+    images = np.asarray(inference.hidden_weight_images(params, (2, 3), n=3))
     assert images.shape == (3, 2, 3)
     for j in range(3):
         np.testing.assert_array_equal(images[j].ravel(), W[:, j].astype(np.float32))
     with pytest.raises(ValueError, match="pixels"):
-        uses.hidden_weight_images(params, (2, 2))
+        inference.hidden_weight_images(params, (2, 2))
 
 
 # ----------------------------------------------------------------------------------- DBN
@@ -226,7 +226,7 @@ def test_greedy_training_lowers_each_layers_reconstruction_error(pretrained):
     assert [p["W"].shape for p in stack] == [(16, 12), (12, 8)]
     assert len(history) == 2 and len(history[0]) == 20
     inputs = [x] + dbn.propagate_up(stack, x, all_layers=True)[:-1]
-    err = jax.jit(uses.reconstruction_error)
+    err = jax.jit(inference.reconstruction_error)
     for layer in range(2):
         before = float(err(init[layer], inputs[layer]))
         after = float(err(stack[layer], inputs[layer]))

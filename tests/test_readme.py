@@ -11,14 +11,27 @@ def _python_blocks():
 
 
 def test_pure_function_example_runs():
+    # The per-example gradients: their mean is the gradient of the batch-mean loss (computed
+    # here without vmap); the saliency map matches central finite differences at a pixel.
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
     blocks = [b for b in _python_blocks() if "per_example" in b]
     assert len(blocks) == 1
     ns = {}
     exec(compile(blocks[0], "README.md", "exec"), ns)
-    g = ns["g"]
-    leaf = next(iter(g.values()))["kernel"]
-    assert leaf.shape[0] == 8  # one gradient per example
-    assert ns["saliency"].shape == (1, 28, 28, 1)
+    model, params, cross_entropy = ns["model"], ns["params"], ns["cross_entropy"]
+    x, y = jnp.zeros((8, 28, 28, 1)), jnp.arange(8) % 10
+    batch = jax.grad(lambda p: cross_entropy(model.apply({"params": p}, x), y))(params)
+    for got, want in zip(jax.tree.leaves(ns["g"]), jax.tree.leaves(batch)):
+        assert got.shape == (8,) + want.shape
+        np.testing.assert_allclose(got.mean(axis=0), want, rtol=1e-4, atol=1e-6)
+    f = jax.jit(lambda im: model.apply({"params": params}, im)[0, 3])
+    e = np.zeros((1, 28, 28, 1), np.float32)
+    e[0, 14, 14, 0] = 1e-2
+    ones = jnp.ones((1, 28, 28, 1))
+    fd = (f(ones + e) - f(ones - e)) / 2e-2
+    np.testing.assert_allclose(ns["saliency"][0, 14, 14, 0], fd, rtol=2e-2, atol=2e-4)
 
 
 def test_library_example_runs_on_a_small_slice(tmp_path, monkeypatch):
@@ -41,11 +54,24 @@ def test_rbm_example_runs():
     block = block.replace("epochs=20", "epochs=2").replace("epochs=5", "epochs=1")
     ns = {}
     exec(compile(block, "README.md", "exec"), ns)
-    assert ns["params"]["W"].shape == (64, 64)
-    assert ns["samples"].shape == (16, 64) and ns["filled"].shape == (4, 64)
+    # training lowered the reconstruction error; generated samples are binary states of the
+    # 64 visible units; completion keeps the clamped half; the MLP initialised from the DBN
+    # computes, by hand, its output layer on the DBN's top-layer probabilities.
+    import numpy as np
+    from jdl.nn import MLP
+    history = ns["result"].history
+    assert history[-1]["train_reconstruction_error"] < history[0]["train_reconstruction_error"]
+    samples = np.asarray(ns["samples"])
+    assert samples.shape == (16, 64) and np.isin(samples, (0.0, 1.0)).all()
     assert (ns["filled"][:, :32] == ns["x"][:4, :32]).all()       # the clamped half is kept
     assert ns["ll"]["log_likelihood"] < 0
-    assert ns["mlp_params"]["Dense_1"]["kernel"].shape == (128, 64)
+    x, mlp_params = np.asarray(ns["x"], np.float32), ns["mlp_params"]
+    logits = MLP(hidden=(128, 64), num_outputs=10, activation="sigmoid").apply(
+        {"params": mlp_params}, x)
+    top = np.asarray(ns["rbm"].dbn.propagate_up(ns["stack"], x))
+    out = mlp_params["Dense_2"]
+    np.testing.assert_allclose(logits, top @ np.asarray(out["kernel"]) + np.asarray(out["bias"]),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_rnn_example_runs():

@@ -15,9 +15,10 @@ for jdl.train. The models are ``jdl.nn.autoencoders.Autoencoder`` and
     stacked      greedy layer-wise training of stacked autoencoders (Bengio et al. 2007),
                  assembly into one deep autoencoder, initialisation from a DBN (Hinton &
                  Salakhutdinov 2006)
-    uses         compression, retrieval (precision@k), k-NN classification in code space, PSNR
+    code_space   using the codes: compression, retrieval (precision@k), k-NN classification
+                 in code space, PSNR
 """
-from jdl.ae import contractive, corruption, losses, objective, sparse, stacked, uses, vae
+from jdl.ae import code_space, contractive, corruption, losses, objective, sparse, stacked, vae
 from jdl.ae.contractive import (contractive_penalty, jacobian_frobenius_sq,
                                 sigmoid_contractive_penalty)
 from jdl.ae.corruption import corrupt, gaussian_noise, masking_noise, salt_and_pepper
@@ -28,14 +29,14 @@ from jdl.ae.objective import (autoencoder_eval_fn, autoencoder_grad_fn, sum_squa
 from jdl.ae.sparse import kl_divergence_bernoulli, kl_sparsity, l1_sparsity, mean_activation
 from jdl.ae.stacked import (StackedAutoencoders, assemble, from_dbn, greedy_layerwise,
                             init_layers, layer_models)
-from jdl.ae.uses import (compression_ratio, encode_dataset, knn_accuracy, knn_classify,
+from jdl.ae.code_space import (compression_ratio, encode_dataset, knn_accuracy, knn_classify,
                          nearest_neighbors, precision_at_k, psnr, reconstruct_dataset,
                          reconstruction_error, squared_distances)
 from jdl.ae.vae import (elbo, gaussian_kl, generate, importance_weighted_bound,
                         log_likelihood, reparameterize)
 
 __all__ = [
-    "contractive", "corruption", "losses", "objective", "sparse", "stacked", "uses", "vae",
+    "code_space", "contractive", "corruption", "losses", "objective", "sparse", "stacked", "vae",
     "contractive_penalty", "jacobian_frobenius_sq", "sigmoid_contractive_penalty", "corrupt",
     "gaussian_noise", "masking_noise", "salt_and_pepper", "binary_cross_entropy",
     "binary_cross_entropy_per_example", "squared_error", "squared_error_per_example",

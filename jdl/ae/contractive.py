@@ -28,7 +28,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jdl.losses import _masked_mean
+from jdl.losses import masked_mean
 
 MODES = ("auto", "fwd", "rev")
 
@@ -54,7 +54,7 @@ def contractive_penalty(encode: Callable, x, mask=None, mode: str = "auto"):
     method='encode')``)."""
     x = jnp.asarray(x)
     per = jacobian_frobenius_sq(lambda xi: encode(xi[None])[0], x, mode)
-    return _masked_mean(per, mask)
+    return masked_mean(per, mask)
 
 
 def sigmoid_contractive_penalty(kernel, h, mask=None):
@@ -64,4 +64,4 @@ def sigmoid_contractive_penalty(kernel, h, mask=None):
     h = jnp.asarray(h)
     column_sq = jnp.sum(jnp.square(jnp.asarray(kernel, h.dtype)), axis=0)        # sum_i W_ij^2
     per = jnp.sum(jnp.square(h * (1.0 - h)) * column_sq, axis=-1)
-    return _masked_mean(per, mask)
+    return masked_mean(per, mask)

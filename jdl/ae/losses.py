@@ -1,9 +1,11 @@
 """Reconstruction losses of autoencoders. Each is summed over the components (pixels) of an
 example and averaged over the examples (masked mean when ``mask`` is given, as jdl.losses).
 
-- :func:`squared_error`: the lecture's  sum_k ||z_k - x_k||^2  per example,
+- ``squared_error``: the lecture's  sum_k ||z_k - x_k||^2  per example,
 
-      L_SE(x, z) = sum_i (z_i - x_i)^2;
+      L_SE(x, z) = sum_i (z_i - x_i)^2,
+
+  which is ``jdl.losses.quadratic_error`` (the same function under the autoencoders' name);
 
 - :func:`binary_cross_entropy`: for binary data or data in [0, 1] with a sigmoid output
   z = sigmoid(a) (Bengio et al. 2007; Vincent et al. 2008, "reconstruction cross-entropy"),
@@ -22,7 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jdl.losses import _masked_mean
+from jdl.losses import masked_mean, quadratic_error, quadratic_error_per_example
 
 
 def _flat(a):
@@ -30,15 +32,10 @@ def _flat(a):
     return jnp.reshape(a, (a.shape[0], -1))
 
 
-def squared_error_per_example(reconstruction, x):
-    """sum_i (z_i - x_i)^2 for each example; shapes (N, ...) -> (N,)."""
-    z, x = _flat(reconstruction), _flat(x)
-    return jnp.sum(jnp.square(z - x.astype(z.dtype)), axis=-1)
-
-
-def squared_error(reconstruction, x, mask=None):
-    """Mean over examples of sum_i (z_i - x_i)^2 (the lecture's autoencoder loss)."""
-    return _masked_mean(squared_error_per_example(reconstruction, x), mask)
+# The squared reconstruction error sum_i (z_i - x_i)^2 is the lecture's quadratic error
+# ||Y - D||^2 of jdl.losses: one function, named here as the autoencoder literature names it.
+squared_error_per_example = quadratic_error_per_example
+squared_error = quadratic_error
 
 
 def binary_cross_entropy_per_example(logits, x):
@@ -49,7 +46,7 @@ def binary_cross_entropy_per_example(logits, x):
 
 def binary_cross_entropy(logits, x, mask=None):
     """Mean over examples of the summed binary cross-entropy, from the output logits."""
-    return _masked_mean(binary_cross_entropy_per_example(logits, x), mask)
+    return masked_mean(binary_cross_entropy_per_example(logits, x), mask)
 
 
 RECONSTRUCTION_LOSSES = {"squared": squared_error, "cross_entropy": binary_cross_entropy}

@@ -24,7 +24,7 @@ import numbers
 
 import jax.numpy as jnp
 
-from jdl.losses import _masked_mean
+from jdl.losses import masked_mean
 
 
 def mean_activation(h, mask=None):
@@ -54,4 +54,4 @@ def kl_sparsity(h, rho: float, mask=None, eps: float = 1e-6):
 def l1_sparsity(h, mask=None):
     """Mean over examples of sum_j |h_j|."""
     h = jnp.asarray(h)
-    return _masked_mean(jnp.sum(jnp.abs(jnp.reshape(h, (h.shape[0], -1))), axis=-1), mask)
+    return masked_mean(jnp.sum(jnp.abs(jnp.reshape(h, (h.shape[0], -1))), axis=-1), mask)

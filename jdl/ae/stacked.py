@@ -39,18 +39,18 @@ hidden units or as a starting point for fine-tuning.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 
 from jdl.ae.objective import autoencoder_eval_fn, autoencoder_grad_fn
-from jdl.ae.uses import encode_dataset
 from jdl.nn.autoencoders import Autoencoder
 from jdl.nn.initializers import DEFAULT_KERNEL_INIT
-from jdl.train import create_state, fit, make_eval_step, make_train_step
+from jdl.train import create_state, make_eval_step, make_train_step
+from jdl.train.greedy import Layer, epochs_per_layer, flatten_examples, layer_tx, per_layer
+from jdl.train.greedy import greedy_layerwise as train_greedy
 
 
 @dataclasses.dataclass
@@ -99,24 +99,17 @@ def init_layers(rng, n_features: int, layer_sizes: Sequence[int], **model_option
     return models, init_all(rng)
 
 
-def _per_layer(name, value, n_layers):
-    """A list gives one value per layer; anything else (a tuple corruption spec included)
-    applies to every layer."""
-    if isinstance(value, list):
-        if len(value) != n_layers:
-            raise ValueError(f"{name} gives {len(value)} values for {n_layers} layers")
-        return value
-    return [value] * n_layers
-
-
 def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: int,
                      tx_factory, activation: Any = "sigmoid", code_activation: Any = None,
                      output_activation: Any = "sigmoid", tied: bool = False,
                      loss="squared", corruption=None, sparsity=None, contractive=0.0,
                      weight_decay=0.0, initial: Sequence | None = None, x_val=None,
-                     seed: int = 0, progress: bool = False,
-                     encode_batch_size: int = 1000, devices=None) -> StackedAutoencoders:
-    """Greedy layer-wise training of a stack of autoencoders (Bengio et al. 2007).
+                     seed: int = 0, progress: bool = False, verbose: bool = True,
+                     log_every: int = 50, workdir: str | None = None, resume: bool = False,
+                     encode_batch_size: int = 1000, devices=None,
+                     parallel: str = "sharded") -> StackedAutoencoders:
+    """Greedy layer-wise training of a stack of autoencoders (Bengio et al. 2007), with
+    ``jdl.train.greedy.greedy_layerwise``.
 
     For k = 1 .. L: layer k's autoencoder (:func:`layer_models`) is trained on h_{k-1} (h_0 =
     ``x`` flattened) with ``make_train_step(autoencoder_grad_fn(model, loss, corruption,
@@ -132,24 +125,20 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
       and its batch order fit's ``seed + k``;
     - ``x_val``: held-out data, propagated through the trained layers alike; each layer's
       history then has its val_loss and val_reconstruction_error;
-    - ``devices``: passed to ``fit`` (data parallelism, jdl.parallel).
+    - ``workdir``: layer k's metrics and checkpoints go to ``workdir/layer{k}``; with
+      ``resume=True`` a killed run continues (finished layers restore their last checkpoint);
+    - ``progress`` / ``verbose`` / ``log_every``: fit's progress bar and per-epoch lines;
+    - ``encode_batch_size``: rows per call of the up-pass h_k = f_k(h_{k-1});
+    - ``devices`` / ``parallel``: data parallelism (jdl.parallel).
 
     Returns a :class:`StackedAutoencoders` (models, params, histories)."""
-    x = jnp.asarray(x)
-    data = jnp.reshape(x, (x.shape[0], -1))
-    if not jnp.issubdtype(data.dtype, jnp.floating):
-        data = data.astype(jnp.float32)
-    val = None
-    if x_val is not None:
-        val = jnp.reshape(jnp.asarray(x_val), (np.shape(x_val)[0], -1)).astype(data.dtype)
+    data = flatten_examples(x)
+    val = None if x_val is None else flatten_examples(x_val).astype(data.dtype)
     n_layers = len(layer_sizes)
     models = layer_models(data.shape[1], layer_sizes, activation, code_activation,
                           output_activation, tied)
-    epochs_per_layer = ([int(epochs)] * n_layers if np.ndim(epochs) == 0
-                        else [int(e) for e in epochs])
-    if len(epochs_per_layer) != n_layers:
-        raise ValueError(f"epochs gives {len(epochs_per_layer)} values for {n_layers} layers")
-    options = {name: _per_layer(name, value, n_layers) for name, value in
+    epochs_per_layer(epochs, n_layers)
+    options = {name: per_layer(name, value, n_layers) for name, value in
                dict(loss=loss, corruption=corruption, sparsity=sparsity,
                     contractive=contractive, weight_decay=weight_decay).items()}
     if initial is None:
@@ -160,32 +149,26 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
     if len(initial) != n_layers:
         raise ValueError(f"initial has {len(initial)} layers, layer_sizes {n_layers}")
 
-    params, histories = [], []
-    for k, model in enumerate(models):
+    def setup_layer(k, key):
+        model = models[k]
         layer_opts = {name: values[k] for name, values in options.items()}
-        tx = tx_factory if isinstance(tx_factory, optax.GradientTransformation) \
-            else tx_factory(k)
-        grad_fn = autoencoder_grad_fn(model, **layer_opts)
-        k_train = jax.random.fold_in(jax.random.fold_in(rng, k), 1)
-        state = create_state(jax.tree.map(jnp.copy, initial[k]), tx, k_train)
-        eval_step = None
-        if val is not None:
-            eval_step = make_eval_step(autoencoder_eval_fn(model, layer_opts["loss"]))
-        result = fit(make_train_step(grad_fn, tx), state, {"x": data},
-                     epochs=epochs_per_layer[k], batch_size=batch_size, seed=seed + k,
-                     eval_step=eval_step, val_data=None if val is None else {"x": val},
-                     progress=progress, tensorboard=False, devices=devices)
-        layer_params = result.state.params
-        params.append(layer_params)
-        histories.append(result.history)
-        if k + 1 < n_layers:
-            if val is None:
-                data = encode_dataset(model, layer_params, data, encode_batch_size)
-            else:                                  # one pass (one compilation) for both
-                both = encode_dataset(model, layer_params, jnp.concatenate([data, val]),
-                                      encode_batch_size)
-                data, val = both[:data.shape[0]], both[data.shape[0]:]
-    return StackedAutoencoders(models=models, params=params, history=histories)
+        tx = layer_tx(tx_factory, k)
+        state = create_state(jax.tree.map(jnp.copy, initial[k]), tx, key)
+        return Layer(make_train_step(autoencoder_grad_fn(model, **layer_opts), tx), state,
+                     functools.partial(_encode, model),
+                     make_eval_step(autoencoder_eval_fn(model, layer_opts["loss"])))
+
+    result = train_greedy(setup_layer, data, n_layers, rng, epochs=epochs,
+                          batch_size=batch_size, x_val=val, seed=seed, workdir=workdir,
+                          resume=resume, progress=progress, verbose=verbose,
+                          log_every=log_every, encode_batch_size=encode_batch_size,
+                          devices=devices, parallel=parallel)
+    return StackedAutoencoders(models=models, params=result.params, history=result.history)
+
+
+def _encode(model, params, x):
+    """f(x), the encoder of a one-layer autoencoder."""
+    return model.apply({"params": params}, x, method="encode")
 
 
 def _same(name, values):

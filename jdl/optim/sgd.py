@@ -87,20 +87,20 @@ def momentum(learning_rate, mu=0.9, nesterov: bool = False) -> optax.GradientTra
     return optax.chain(*parts)
 
 
-def sgd(learning_rate, momentum_=0.0, *, l2: float = 0.0, l1: float = 0.0,
+def sgd(learning_rate, mu=0.0, *, l2: float = 0.0, l1: float = 0.0,
         penalty_start_step: int = 0, clip_norm: float | None = None,
         nesterov: bool = False, clip_value: float | None = None) -> optax.GradientTransformation:
     """SGD on the lecture's regularised cost: clip by value (``clip_value``) -> clip by global
     norm (``clip_norm``) -> + grad of (l2 sum W^2 + l1 sum |W|) -> momentum.
 
-    ``learning_rate`` and ``momentum_`` are floats or optax schedules (see jdl.optim.schedules
+    ``learning_rate`` and ``mu`` (the momentum, the lecture's mu(t)) are floats or optax schedules (see jdl.optim.schedules
     and :func:`momentum`); ``clip_value``
     and ``clip_norm`` are None (no clipping) or > 0.
     """
     if not callable(learning_rate):
         _check_lr(learning_rate)
     return optax.chain(*_pre(l2, l1, penalty_start_step, clip_norm, clip_value),
-                       momentum(learning_rate, momentum_, nesterov))
+                       momentum(learning_rate, mu, nesterov))
 
 
 def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *, l2: float = 0.0,

@@ -63,6 +63,58 @@ def init_chains(rng, batch_size: int, n_visible: int, visible: str = "bernoulli"
     return bernoulli(rng, jnp.full((batch_size, n_visible), 0.5, dtype))
 
 
+def _check_options(k, visible, negative_statistics, sparsity_target) -> None:
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer number of Gibbs steps, got {k!r}")
+    check_visible(visible)
+    if negative_statistics not in ("sample", "mean"):
+        raise ValueError(f"negative_statistics must be 'sample' or 'mean', got "
+                         f"{negative_statistics!r}")
+    if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
+        raise ValueError(f"sparsity_target must lie in (0, 1), got {sparsity_target}")
+
+
+def _chain_start(model_state, v_data):
+    """PCD's persistent chains, one per batch example, in the data's dtype."""
+    if "chains" not in model_state:
+        raise KeyError("persistent CD needs model_state['chains'] of shape "
+                       "(batch_size, n_visible): see jdl.rbm.init_chains")
+    v_start = model_state["chains"]
+    if v_start.shape != v_data.shape:
+        raise ValueError(f"model_state['chains'] has shape {v_start.shape}, the batch "
+                         f"{v_data.shape}: one persistent chain per batch example")
+    return v_start.astype(v_data.dtype)
+
+
+def _negative_chain(params, v0, ph, key, k, persistent, reconstruction, visible):
+    """One example's negative phase: the reconstruction E[v | h ~ p(h | v_data)] (None for
+    PCD without ``reconstruction``) and the chain's last state and its mean after k Gibbs
+    steps, from the data (CD: the reconstruction step is the chain's first) or from the
+    persistent chain ``v0`` (PCD)."""
+    k_h, k_v, k_chain = jax.random.split(key, 3)
+    if persistent and not reconstruction:
+        recon = None
+    else:
+        recon = p_v_given_h(params, bernoulli(k_h, ph), visible)    # one Gibbs step
+    if persistent:
+        init, steps = (v0, v0), k
+    else:  # CD: the reconstruction step is the chain's first step
+        init, steps = (sample_visible_from_mean(k_v, recon, visible), recon), k - 1
+
+    def body(carry, step_key):
+        return gibbs_step(params, carry[0], step_key, visible, return_mean=True), None
+
+    (v_neg, mean_neg), _ = jax.lax.scan(body, init, jax.random.split(k_chain, steps))
+    return recon, v_neg, mean_neg
+
+
+def _add_sparsity_push(grads, v_data, push):
+    """Hinton's sparsity term: ``push`` = cost (q - p) added to the hidden biases' gradient,
+    and push_j <v_i> to the weights'."""
+    return {**grads, "c": grads["c"] + push,
+            "W": grads["W"] + jnp.mean(v_data, axis=0)[:, None] * push[None, :]}
+
+
 def contrastive_divergence(k: int = 1, persistent: bool = False, visible: str = "bernoulli",
                            sparsity_target: float | None = None, sparsity_cost: float = 0.0,
                            sparsity_decay: float = 0.95, negative_statistics: str = "sample",
@@ -90,14 +142,7 @@ def contrastive_divergence(k: int = 1, persistent: bool = False, visible: str = 
     negative samples held fixed is exactly the CD update (it is what CD descends, batch by
     batch), and there is no ``reconstruction_error`` metric.
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer number of Gibbs steps, got {k!r}")
-    check_visible(visible)
-    if negative_statistics not in ("sample", "mean"):
-        raise ValueError(f"negative_statistics must be 'sample' or 'mean', got "
-                         f"{negative_statistics!r}")
-    if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
-        raise ValueError(f"sparsity_target must lie in (0, 1), got {sparsity_target}")
+    _check_options(k, visible, negative_statistics, sparsity_target)
 
     def grad_fn(params, model_state, batch, rng):
         dtype = params["W"].dtype
@@ -107,39 +152,13 @@ def contrastive_divergence(k: int = 1, persistent: bool = False, visible: str = 
         if n_visible != params["W"].shape[0]:
             raise ValueError(f"batch[{x_key!r}] has {n_visible} visible units per example, the "
                              f"RBM has {params['W'].shape[0]}")
-        if persistent:
-            if "chains" not in model_state:
-                raise KeyError("persistent CD needs model_state['chains'] of shape "
-                               "(batch_size, n_visible): see jdl.rbm.init_chains")
-            v_start = model_state["chains"]
-            if v_start.shape != v_data.shape:
-                raise ValueError(f"model_state['chains'] has shape {v_start.shape}, the batch "
-                                 f"{v_data.shape}: one persistent chain per batch example")
-            v_start = v_start.astype(dtype)
-        else:
-            v_start = v_data
+        v_start = _chain_start(model_state, v_data) if persistent else v_data
         keys = example_keys(rng, n, batch.get(index_key))
         pre_data = hidden_input(params, v_data)
         ph_data = jax.nn.sigmoid(pre_data)                     # p(h | v_data), positive phase
-
-        def per_example(v0, ph, key):
-            k_h, k_v, k_chain = jax.random.split(key, 3)
-            if persistent and not reconstruction:
-                recon = None
-            else:
-                recon = p_v_given_h(params, bernoulli(k_h, ph), visible)    # one Gibbs step
-            if persistent:
-                init, steps = (v0, v0), k
-            else:  # CD: the reconstruction step is the chain's first step
-                init, steps = (sample_visible_from_mean(k_v, recon, visible), recon), k - 1
-
-            def body(carry, step_key):
-                return gibbs_step(params, carry[0], step_key, visible, return_mean=True), None
-
-            (v_neg, mean_neg), _ = jax.lax.scan(body, init, jax.random.split(k_chain, steps))
-            return recon, v_neg, mean_neg
-
-        recon, v_neg, mean_neg = jax.vmap(per_example)(v_start, ph_data, keys)
+        recon, v_neg, mean_neg = jax.vmap(
+            lambda v0, ph, key: _negative_chain(params, v0, ph, key, k, persistent,
+                                                reconstruction, visible))(v_start, ph_data, keys)
         v_stat = v_neg if negative_statistics == "sample" else mean_neg
         pre_stat = hidden_input(params, v_stat)
         ph_neg = jax.nn.sigmoid(pre_stat)
@@ -158,9 +177,7 @@ def contrastive_divergence(k: int = 1, persistent: bool = False, visible: str = 
             if "hidden_activity" in model_state:
                 q = sparsity_decay * model_state["hidden_activity"] + (1 - sparsity_decay) * q
                 new_state["hidden_activity"] = q
-            push = sparsity_cost * (q - sparsity_target)
-            grads["c"] = grads["c"] + push
-            grads["W"] = grads["W"] + jnp.mean(v_data, axis=0)[:, None] * push[None, :]
+            grads = _add_sparsity_push(grads, v_data, sparsity_cost * (q - sparsity_target))
 
         f_data = jnp.mean(free_energy_from_input(params, v_data, pre_data, visible))
         f_neg = (free_energy_from_input(params, v_neg, pre_stat, visible)

@@ -24,19 +24,19 @@ weights initialise a sigmoid MLP, topped by a fresh output layer and trained by 
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 
 from jdl.rbm.conditionals import p_h_given_v, p_v_given_h, sample_visible_from_mean
 from jdl.rbm.contrastive_divergence import init_chains
 from jdl.rbm.energy import check_bernoulli_data, check_visible, init_params
 from jdl.rbm.gibbs import gibbs_chain
-from jdl.rbm.training import flatten_examples, train_rbm
+from jdl.rbm.training import rbm_eval_fn, rbm_train_setup
+from jdl.train import make_eval_step
+from jdl.train.greedy import Layer, flatten_examples, layer_tx
+from jdl.train.greedy import greedy_layerwise as train_greedy
 
 
 def _sizes(stack) -> list[int]:
@@ -64,20 +64,23 @@ def init_stack(rng, n_visible: int, layer_sizes: Sequence[int], scale: float = 0
 
 def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: int,
                      tx_factory, k: int = 1, persistent: bool = False, progress: bool = False,
-                     visible: str = "bernoulli", initial: Sequence | None = None,
-                     init_scale: float = 0.01, seed: int = 0, return_history: bool = False,
-                     workdir: str | None = None, resume: bool = False, **cd_options):
-    """Greedy layer-wise training of a DBN (Hinton, Osindero & Teh 2006, section 4).
+                     verbose: bool = True, visible: str = "bernoulli",
+                     initial: Sequence | None = None, init_scale: float = 0.01, seed: int = 0,
+                     return_history: bool = False, x_val=None, workdir: str | None = None,
+                     resume: bool = False, log_every: int = 100, devices=None,
+                     parallel: str = "sharded", **cd_options):
+    """Greedy layer-wise training of a DBN (Hinton, Osindero & Teh 2006, section 4), with
+    ``jdl.train.greedy.greedy_layerwise``.
 
     For l = 1 .. L, with x_0 = x (flattened per example):
 
         RBM l  <- contrastive divergence (CD-k, or PCD-k with ``persistent``) on x_{l-1},
         x_l    =  p(h_l = 1 | x_{l-1}) = sigmoid(c_l + x_{l-1} W_l),
 
-    each RBM trained by :func:`jdl.rbm.training.train_rbm` (``contrastive_divergence`` as the
-    grad_fn of ``jdl.train.make_train_step``, ``jdl.train.fit``) for ``epochs`` epochs (an int,
-    or one per layer) of ``batch_size`` examples (the batches carry global example indices, so
-    the Gibbs noise of example n is a function of (key, step, n)). Arguments:
+    each RBM trained as :func:`jdl.rbm.training.train_rbm` does (``contrastive_divergence`` as
+    the grad_fn of ``jdl.train.make_train_step``, ``jdl.train.fit``) for ``epochs`` epochs (an
+    int, or one per layer) of ``batch_size`` examples (the batches carry global example
+    indices, so the Gibbs noise of example n is a function of (key, step, n)). Arguments:
 
     - ``layer_sizes``: the hidden layer sizes (n_1, ..., n_L); n_0 is x's feature count;
     - ``rng``: layer l's initial params use fold_in(rng, l) (:func:`init_stack`) unless
@@ -88,21 +91,26 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
     - ``visible``: the data's units, 'bernoulli' or 'gaussian' (layer 1 only; the layers above
       are Bernoulli, trained on probabilities);
     - ``cd_options``: passed on to ``contrastive_divergence`` (e.g. sparsity_target);
+    - ``x_val``: held-out data, propagated up alike; each layer's history then has
+      ``val_reconstruction_error`` and ``val_free_energy`` (:func:`jdl.rbm.training.rbm_eval_fn`;
+      compare the latter with ``train_free_energy`` to see overfitting, Hinton 2010, section 6);
     - ``workdir``: layer l's metrics and checkpoints go to ``workdir/layer{l}``; with
-      ``resume=True`` a killed run continues (finished layers restore their last checkpoint).
+      ``resume=True`` a killed run continues (finished layers restore their last checkpoint);
+    - ``progress`` / ``verbose`` / ``log_every``: fit's progress bar and per-epoch lines;
+    - ``devices`` / ``parallel``: data parallelism (jdl.parallel; PCD's chains are split across
+      the devices with their examples).
 
     Returns the stack, a list of L RBM params pytrees (bottom first); with ``return_history``,
     also the list of each layer's ``fit`` history (per-epoch CD metrics)."""
     if check_visible(visible) == "bernoulli":
         check_bernoulli_data(x, "greedy_layerwise x")
+        if x_val is not None:
+            check_bernoulli_data(x_val, "greedy_layerwise x_val")
     data = flatten_examples(x)
+    val = None if x_val is None else flatten_examples(x_val).astype(data.dtype)
     n_layers = len(layer_sizes)
     if n_layers == 0:
         raise ValueError("layer_sizes must name at least one hidden layer")
-    epochs_per_layer = ([int(epochs)] * n_layers if np.ndim(epochs) == 0
-                        else [int(e) for e in epochs])
-    if len(epochs_per_layer) != n_layers:
-        raise ValueError(f"epochs gives {len(epochs_per_layer)} values for {n_layers} layers")
     if initial is None:
         initial = init_stack(rng, data.shape[1], layer_sizes, init_scale, data.dtype)
     initial = list(initial)
@@ -110,25 +118,19 @@ def greedy_layerwise(x, layer_sizes: Sequence[int], rng, *, epochs, batch_size: 
     if sizes != [data.shape[1]] + [int(s) for s in layer_sizes]:
         raise ValueError(f"initial stack has layer sizes {sizes}, expected "
                          f"{[data.shape[1]] + list(layer_sizes)}")
-    up = jax.jit(p_h_given_v)
 
-    stack, histories = [], []
-    for layer in range(n_layers):
-        tx = tx_factory if isinstance(tx_factory, optax.GradientTransformation) \
-            else tx_factory(layer)
-        result = train_rbm(data, initial[layer], jax.random.fold_in(rng, layer),
-                           epochs=epochs_per_layer[layer], batch_size=batch_size, tx=tx, k=k,
-                           persistent=persistent,
-                           visible=visible if layer == 0 else "bernoulli", seed=seed + layer,
-                           workdir=None if workdir is None else os.path.join(workdir,
-                                                                             f"layer{layer}"),
-                           resume=resume, progress=progress, **cd_options)
-        params = result.state.params
-        stack.append(params)
-        histories.append(result.history)
-        if layer + 1 < n_layers:
-            data = up(params, data)
-    return (stack, histories) if return_history else stack
+    def setup_layer(layer, key):
+        layer_visible = visible if layer == 0 else "bernoulli"
+        step, state = rbm_train_setup(initial[layer], key, layer_tx(tx_factory, layer),
+                                      batch_size=batch_size, k=k, persistent=persistent,
+                                      visible=layer_visible, **cd_options)
+        return Layer(step, state, p_h_given_v, make_eval_step(rbm_eval_fn(layer_visible)))
+
+    result = train_greedy(setup_layer, data, n_layers, rng, epochs=epochs,
+                          batch_size=batch_size, x_val=val, seed=seed, workdir=workdir,
+                          resume=resume, progress=progress, verbose=verbose,
+                          log_every=log_every, devices=devices, parallel=parallel)
+    return (result.params, result.history) if return_history else result.params
 
 
 def propagate_up(stack, v, all_layers: bool = False):

@@ -94,14 +94,23 @@ def layer_sizes(params) -> tuple[int, int]:
     return params["W"].shape[-2], params["W"].shape[-1]
 
 
+def along_last_axis(b, x):
+    """The vector ``b`` shaped to broadcast along the last axis of ``x`` (leading axes of size
+    1): the broadcast of x + b written out, as jnp requires under
+    ``jax_numpy_rank_promotion='raise'`` (the test suite's setting)."""
+    return jnp.reshape(b, (1,) * (jnp.ndim(x) - jnp.ndim(b)) + jnp.shape(b))
+
+
 def hidden_input(params, v):
     """Total input to the hidden units, c + v W (shape (..., n_hidden))."""
-    return v @ params["W"] + params["c"]
+    pre = v @ params["W"]
+    return pre + along_last_axis(params["c"], pre)
 
 
 def visible_input(params, h):
     """Top-down input to the visible units, b + W h (shape (..., n_visible))."""
-    return h @ params["W"].T + params["b"]
+    pre = h @ params["W"].T
+    return pre + along_last_axis(params["b"], pre)
 
 
 def energy(params, v, h, visible: str = "bernoulli"):
@@ -110,7 +119,7 @@ def energy(params, v, h, visible: str = "bernoulli"):
     interaction = jnp.sum((v @ params["W"]) * h, axis=-1)
     hidden_term = h @ params["c"]
     if visible == "gaussian":
-        visible_term = 0.5 * jnp.sum(jnp.square(v - params["b"]), axis=-1)
+        visible_term = 0.5 * jnp.sum(jnp.square(v - along_last_axis(params["b"], v)), axis=-1)
     else:
         visible_term = -(v @ params["b"])
     return visible_term - hidden_term - interaction
@@ -131,7 +140,7 @@ def free_energy_from_input(params, v, pre, visible: str = "bernoulli"):
     check_visible(visible)
     hidden_term = jnp.sum(jax.nn.softplus(pre), axis=-1)
     if visible == "gaussian":
-        visible_term = 0.5 * jnp.sum(jnp.square(v - params["b"]), axis=-1)
+        visible_term = 0.5 * jnp.sum(jnp.square(v - along_last_axis(params["b"], v)), axis=-1)
     else:
         visible_term = -(v @ params["b"])
     return visible_term - hidden_term

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from jdl.rbm.conditionals import bernoulli
-from jdl.rbm.energy import (check_bernoulli_data, check_visible, free_energy, hidden_free_energy,
-                             hidden_input, layer_sizes)
+from jdl.rbm.energy import (along_last_axis, check_bernoulli_data, check_visible, free_energy,
+                             hidden_free_energy, hidden_input, layer_sizes, visible_input)
 
 
 def _enumerate_logsumexp(term_fn, n: int, dtype, block_size: int):
@@ -32,7 +32,7 @@ def _enumerate_logsumexp(term_fn, n: int, dtype, block_size: int):
 
     def block_lse(start):
         idx = start + jnp.arange(block, dtype=jnp.int32)
-        states = ((idx[:, None] >> bits) & 1).astype(dtype)
+        states = ((idx[:, None] >> bits[None, :]) & 1).astype(dtype)
         return jax.nn.logsumexp(term_fn(states))
 
     starts = jnp.arange(0, total, block, dtype=jnp.int32)
@@ -134,7 +134,7 @@ def ais_log_partition(params, rng, n_chains: int = 100, n_betas: int = 1000,
     check_visible(visible)
     n_visible, n_hidden = layer_sizes(params)
     dtype = params["W"].dtype
-    W, b = params["W"], params["b"]
+    b = params["b"]
     if base_visible_bias is None:
         b_a = b if visible == "gaussian" else jnp.zeros_like(b)
     else:
@@ -144,8 +144,9 @@ def ais_log_partition(params, rng, n_chains: int = 100, n_betas: int = 1000,
     def log_p_star(v, pre, beta):       # pre = c + vW, shared by both temperatures
         hidden = jnp.sum(jax.nn.softplus(beta * pre), axis=-1)
         if visible == "gaussian":
-            vis = -0.5 * ((1 - beta) * jnp.sum(jnp.square(v - b_a), axis=-1)
-                          + beta * jnp.sum(jnp.square(v - b), axis=-1))
+            off_a, off_b = v - along_last_axis(b_a, v), v - along_last_axis(b, v)
+            vis = -0.5 * ((1 - beta) * jnp.sum(jnp.square(off_a), axis=-1)
+                          + beta * jnp.sum(jnp.square(off_b), axis=-1))
         else:
             vis = (1 - beta) * (v @ b_a) + beta * (v @ b)
         return vis + hidden
@@ -165,7 +166,8 @@ def ais_log_partition(params, rng, n_chains: int = 100, n_betas: int = 1000,
         log_w = log_w + log_p_star(v, pre, beta) - log_p_star(v, pre, beta_prev)
         k_h, k_v = jax.random.split(key)          # T_k: one Gibbs step at temperature beta
         h = bernoulli(k_h, jax.nn.sigmoid(beta * pre))
-        v = sample_v(k_v, (1 - beta) * b_a + beta * (h @ W.T + b))
+        top_down = visible_input(params, h)
+        v = sample_v(k_v, along_last_axis((1 - beta) * b_a, top_down) + beta * top_down)
         return (v, log_w), None
 
     keys = jax.random.split(k_run, betas.shape[0] - 1)
@@ -257,8 +259,9 @@ def exact_pseudo_log_likelihood(params, v):
     v = jnp.asarray(v, params["W"].dtype)
     s = 1 - 2 * v                                              # +1 turns a unit on, -1 off
     pre = hidden_input(params, v)
-    pre_flipped = pre[..., None, :] + s[..., :, None] * params["W"]
-    f_flipped = (-(v @ params["b"])[..., None] - s * params["b"]
+    pre = pre[..., None, :]
+    pre_flipped = pre + s[..., :, None] * along_last_axis(params["W"], pre)
+    f_flipped = (-(v @ params["b"])[..., None] - s * along_last_axis(params["b"], s)
                  - jnp.sum(jax.nn.softplus(pre_flipped), axis=-1))
     delta = f_flipped - free_energy(params, v)[..., None]
     return jnp.sum(jax.nn.log_sigmoid(delta), axis=-1)

@@ -18,18 +18,58 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jdl.losses import masked_mean
+from jdl.rbm.conditionals import p_h_given_v, p_v_given_h
 from jdl.rbm.contrastive_divergence import contrastive_divergence, init_chains
-from jdl.rbm.energy import check_bernoulli_data, check_visible, init_params
+from jdl.rbm.energy import check_bernoulli_data, check_visible, free_energy, init_params
 from jdl.train import create_state, fit, make_train_step
+from jdl.train.greedy import flatten_examples
 
 
-def flatten_examples(x):
-    """``x`` as a float array of shape (n_examples, n_features) (integers become float32)."""
-    x = jnp.asarray(x)
-    data = x.reshape(x.shape[0], -1)
-    if not jnp.issubdtype(data.dtype, jnp.floating):
-        data = data.astype(jnp.float32)
-    return data
+def rbm_train_setup(params, rng, tx: optax.GradientTransformation, *, batch_size: int,
+                    k: int = 1, persistent: bool = False, visible: str = "bernoulli",
+                    dtype=None, **cd_options):
+    """(train_step, initial TrainState) of CD-k / PCD-k for the RBM ``params``:
+    ``make_train_step(contrastive_divergence(k, persistent, visible, **cd_options), tx)`` and
+    ``create_state(params, tx, k_train, model_state)``, where ``k_chains, k_train =
+    split(rng)`` and PCD's ``model_state['chains']`` are ``init_chains(k_chains, batch_size,
+    n_visible, visible, dtype)`` (one persistent chain per batch example; ``dtype`` defaults
+    to W's)."""
+    dtype = params["W"].dtype if dtype is None else dtype
+    k_chains, k_train = jax.random.split(rng)
+    n_visible = params["W"].shape[0]
+    model_state = ({"chains": init_chains(k_chains, batch_size, n_visible, visible, dtype)}
+                   if persistent else {})
+    state = create_state(params, tx, k_train, model_state)
+    grad_fn = contrastive_divergence(k=k, persistent=persistent, visible=visible, **cd_options)
+    return make_train_step(grad_fn, tx), state
+
+
+def rbm_eval_fn(visible: str = "bernoulli", x_key: str = "x"):
+    """eval_fn(params, model_state, batch) -> masked means over held-out examples of
+
+        reconstruction_error = mean_i (v_i - v^_i)^2,  v^ = E[v | h^], h^ = p(h = 1 | v)
+                               (the deterministic up-down pass of
+                               ``jdl.rbm.inference.reconstruction_error``),
+        free_energy          = F(v)   (``jdl.rbm.free_energy``),
+
+    and ``loss`` = reconstruction_error. Training reports the same free energy of the
+    training batches: a validation free energy drifting above it is Hinton's sign of
+    overfitting (2010, "A practical guide to training RBMs", section 6). The training
+    reconstruction error of ``contrastive_divergence`` samples h, so it runs a little above
+    this mean-field one."""
+    check_visible(visible)
+
+    def eval_fn(params, model_state, batch):
+        v = flatten_examples(batch[x_key]).astype(params["W"].dtype)
+        recon = p_v_given_h(params, p_h_given_v(params, v), visible)
+        err = jnp.mean(jnp.square(v - recon), axis=-1)
+        mask = batch.get("mask")
+        metrics = {"reconstruction_error": masked_mean(err, mask),
+                   "free_energy": masked_mean(free_energy(params, v, visible), mask)}
+        return {"loss": metrics["reconstruction_error"], **metrics}
+
+    return eval_fn
 
 
 def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.GradientTransformation,
@@ -68,12 +108,10 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
     if params["W"].shape[0] != n_visible:
         raise ValueError(f"the RBM has {params['W'].shape[0]} visible units, the data "
                          f"{n_visible} features per example")
-    k_chains, k_train = jax.random.split(jax.random.fold_in(rng, 1))
-    model_state = ({"chains": init_chains(k_chains, batch_size, n_visible, visible, data.dtype)}
-                   if persistent else {})
-    state = create_state(params, tx, k_train, model_state)
-    grad_fn = contrastive_divergence(k=k, persistent=persistent, visible=visible, **cd_options)
-    return fit(make_train_step(grad_fn, tx), state, {"x": data},
+    step, state = rbm_train_setup(params, jax.random.fold_in(rng, 1), tx, batch_size=batch_size,
+                                  k=k, persistent=persistent, visible=visible, dtype=data.dtype,
+                                  **cd_options)
+    return fit(step, state, {"x": data},
                epochs=epochs, batch_size=batch_size, seed=seed, workdir=workdir,
                resume=resume, progress=progress, verbose=verbose, log_every=log_every,
                tensorboard=workdir is not None, devices=devices, parallel=parallel)

@@ -1,6 +1,6 @@
-"""Uses of a trained RBM (the lecture's slide "Use of trained RBM"): input completion, generating
-representative samples, classification when trained on data together with its label, and a look
-at the hidden units' weights. Pure functions over the params pytree
+"""Inference with a trained RBM (the lecture's slide "Use of trained RBM"): input completion,
+generating representative samples, classification when trained on data together with its
+label, and a look at the hidden units' weights. Pure functions over the params pytree
 ``{'W': (n_visible, n_hidden), 'b': (n_visible,), 'c': (n_hidden,)}``; every random function
 takes an explicit PRNG key and runs under ``jax.jit`` (integer sizes static) and ``jax.vmap``.
 
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from jdl.rbm.conditionals import p_h_given_v, p_v_given_h
 from jdl.rbm.contrastive_divergence import init_chains
-from jdl.rbm.energy import check_visible, layer_sizes
+from jdl.rbm.energy import along_last_axis, check_visible, hidden_input, layer_sizes
 from jdl.rbm.gibbs import gibbs_chain, gibbs_step
 
 
@@ -129,8 +129,9 @@ def label_log_probs(params, v, n_classes: int):
                          f"(+ {n_classes} label units)")
     W_v, W_y = params["W"][:n_data], params["W"][n_data:]
     b_v, b_y = params["b"][:n_data], params["b"][n_data:]
-    pre = v @ W_v + params["c"]                                   # (..., n_hidden)
-    neg_f = (b_y + jnp.sum(jax.nn.softplus(pre[..., None, :] + W_y), axis=-1)
+    pre = hidden_input({"W": W_v, "c": params["c"]}, v)           # (..., n_hidden)
+    free = pre[..., None, :] + along_last_axis(W_y, pre[..., None, :])
+    neg_f = (along_last_axis(b_y, free[..., 0]) + jnp.sum(jax.nn.softplus(free), axis=-1)
              + (v @ b_v)[..., None])                              # -F([v, e_c]), (..., n_classes)
     return jax.nn.log_softmax(neg_f, axis=-1)
 

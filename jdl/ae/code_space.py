@@ -1,6 +1,6 @@
-"""Uses of deep autoencoders (the lecture's slide "Use of deep autoencoders": data compression
-/ dimension reduction, information retrieval, noise removal, manifold learning), with the
-measures that go with them.
+"""Using the codes of deep autoencoders (the lecture's slide "Use of deep autoencoders": data
+compression / dimension reduction, information retrieval, noise removal, manifold learning),
+with the measures that go with them.
 
 - Compression: :func:`encode_dataset` / :func:`reconstruct_dataset` apply a trained model in
   chunks; :func:`reconstruction_error` is the mean over examples of sum_i (z_i - x_i)^2, and
