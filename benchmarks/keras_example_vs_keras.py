@@ -27,7 +27,7 @@ def run_keras(epochs: int, max_train: int | None, seed: int = 0) -> dict:
     import keras
     import numpy as np
 
-    from jdl.experiment import load_data
+    from jdl.runs.supervised import load_data
     from experiments.keras_example import Config
 
     cfg = Config(epochs=epochs, max_train_examples=max_train, seed=seed)
@@ -60,7 +60,7 @@ def run_jdl(epochs: int, max_train: int | None, seed: int = 0) -> dict:
     sys.path.insert(0, ROOT)
     import tempfile
 
-    from jdl.experiment import run
+    from jdl.runs.supervised import run
     from experiments.keras_example import Config, build_model
 
     cfg = Config(epochs=epochs, max_train_examples=max_train, seed=seed)

@@ -88,9 +88,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 PARTS = ("deep", "greedy", "codes2d", "denoise", "vae")
 NOISES = ("mask", "gaussian", "salt_pepper")
@@ -163,7 +163,8 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jdl.ae as ae  # noqa: E402
-from jdl import optim, plots  # noqa: E402
+from jdl import optim
+from jdl.runs import plots  # noqa: E402
 from jdl.data import fashion_mnist  # noqa: E402
 from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder  # noqa: E402
 from jdl.train import create_state, evaluate, fit, make_eval_step, make_train_step  # noqa: E402
@@ -614,7 +615,7 @@ def run(cfg: AEFashionConfig, workdir: str, resume: bool = False, progress: bool
 
 
 def write_part_summary(workdir: str, summary: dict, resume: bool) -> dict:
-    """summary.json in jdl.run_dir's schema: the test figures are those of each part's final
+    """summary.json in jdl.runs.run_dir's schema: the test figures are those of each part's final
     model (``*_test_*`` keys); ``test`` holds the deep autoencoder's when it ran."""
     deep = {k[len("deep_"):]: v for k, v in summary.items()
             if k.startswith("deep_test") and isinstance(v, (int, float))}

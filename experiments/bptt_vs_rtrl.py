@@ -45,10 +45,10 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from jdl.data.sequences import adding_problem, delayed_echo  # noqa: E402
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
-from jdl.sequence_experiment import (SequenceConfig, markdown_table, run_sequences,  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
+from jdl.runs.sequences import (SequenceConfig, markdown_table, run_sequences,  # noqa: E402
                                      updates_per_batch)
 
 

@@ -43,10 +43,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.data.text import NGramModel, char_windows, load_char_corpus  # noqa: E402
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import start  # noqa: E402
-from jdl.sequence_experiment import SequenceConfig, markdown_table, run_sequences  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import start  # noqa: E402
+from jdl.runs.sequences import SequenceConfig, markdown_table, run_sequences  # noqa: E402
 
 
 @dataclasses.dataclass

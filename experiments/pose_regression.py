@@ -6,7 +6,7 @@ Each image is turned by t ~ U(-45, 45) degrees (jdl.data.rotation: bilinear, abo
 and the network regresses t. The backbone is the classifier of classes 0-4 that
 transfer_fashion pretrains (it only ever saw upright items: it never saw an angle), cut at
 ``cut_layer``; a new Dense(1) head predicts t / 45, trained with the quadratic loss. Arms
-(jdl.transfer_experiment): the transferred network fine-tuned, its new head only, and the same
+(jdl.runs.transfer): the transferred network fine-tuned, its new head only, and the same
 network from scratch, each from ``labels`` rotated training images of all ten classes (seeds
 draw the images and their angles); the error is the mean absolute error in degrees on the
 10,000 test images, each rotated once (a fixed key). Predicting 0 everywhere scores 22.5.
@@ -53,9 +53,9 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jdl import run_dir  # noqa: E402
-from jdl.experiment import answer_help  # noqa: E402
-from jdl.transfer_config import TransferConfig  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.supervised import answer_help  # noqa: E402
+from jdl.runs.transfer_config import TransferConfig  # noqa: E402
 
 POSE_ARMS = ("finetune", "head", "scratch")
 
@@ -88,7 +88,7 @@ import jax  # noqa: E402
 
 from jdl.data.rotation import angle_metrics, rotated_items  # noqa: E402
 from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (normalized, plot_vs_labels, prepare, score,  # noqa: E402
+from jdl.runs.transfer import (normalized, plot_vs_labels, prepare, score,  # noqa: E402
                                      script_main, summarize, train_arm)
 
 

@@ -29,9 +29,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 RULES = {"cd1": (1, False), "cd10": (10, False), "pcd1": (1, True)}
 

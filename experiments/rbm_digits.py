@@ -37,9 +37,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -65,7 +65,8 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from jdl import optim, plots, rbm  # noqa: E402
+from jdl import optim, rbm
+from jdl.runs import plots  # noqa: E402
 
 
 def nudge(x):

@@ -54,9 +54,9 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -157,7 +157,7 @@ def run(cfg: Energy2DConfig, workdir: str, progress: bool = False) -> dict:
 
 
 def plot(params, data, samples, mu, path, cfg):
-    from jdl import plots  # noqa: F401  (selects the Agg backend)
+    from jdl.runs import plots  # noqa: F401  (selects the Agg backend)
     import matplotlib.pyplot as plt
 
     lim = cfg.radius + 3.5 * cfg.cluster_std

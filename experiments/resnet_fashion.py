@@ -30,8 +30,8 @@ import os
 from functools import partial
 from typing import Tuple
 
-from jdl.command_line import option
-from jdl.experiment import ExperimentConfig, answer_help
+from jdl.runs.command_line import option
+from jdl.runs.supervised import ExperimentConfig, answer_help
 
 @dataclasses.dataclass
 class Config(ExperimentConfig):
@@ -60,9 +60,9 @@ import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jdl import run_dir  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
 from jdl.data.augment import augment, augmented  # noqa: E402
-from jdl.experiment import build_optimizer, load_data, main, parse_args  # noqa: E402
+from jdl.runs.supervised import build_optimizer, load_data, main, parse_args  # noqa: E402
 from jdl.losses import accuracy, cross_entropy  # noqa: E402
 from jdl.nn import ResNet, ResNetBlock  # noqa: E402
 from jdl.nn.convolution import Conv  # noqa: E402

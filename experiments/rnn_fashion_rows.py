@@ -28,9 +28,9 @@ if __package__ in (None, ""):
 
 from jdl.data import train_val_split  # noqa: E402
 from jdl.data.sequences import fashion_rows  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import start  # noqa: E402
-from jdl.sequence_experiment import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import start  # noqa: E402
+from jdl.runs.sequences import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
                                      run_models)
 
 

@@ -63,9 +63,9 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from jdl.data.sequences import adding_problem  # noqa: E402
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 # name -> (cell kind, activation, spectral radius of W_h or None for the default init)
 MODELS = {"tanh": ("elman", "tanh", None), "lstm": ("lstm", None, None),

@@ -73,9 +73,9 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import ACTIVATIONS, answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import ACTIVATIONS, answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -215,7 +215,7 @@ def spearman(a, b) -> float:
 
 
 def plot(rows, workdir, cfg):
-    from jdl import plots  # noqa: F401  (selects the Agg backend)
+    from jdl.runs import plots  # noqa: F401  (selects the Agg backend)
     import matplotlib.pyplot as plt
 
     loss = [r["loss"] for r in rows]

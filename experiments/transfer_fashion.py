@@ -2,7 +2,7 @@
 possible to adapt it to another task, using only a SMALL training set"): pretrain a convnet on
 classes 0-4 (T-shirt, trouser, pullover, dress, coat: 30,000 images), then learn classes 5-9
 (sandal, shirt, sneaker, bag, ankle boot) from k labelled images per class, four ways
-(jdl.transfer_experiment): features + logistic regression, new head only, fine-tuned, and the
+(jdl.runs.transfer): features + logistic regression, new head only, fine-tuned, and the
 same network from scratch; seeds 0..S-1 draw the k labels per class.
 
     python experiments/transfer_fashion.py --workdir runs/transfer_fashion
@@ -64,9 +64,9 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jdl import run_dir  # noqa: E402
-from jdl.experiment import answer_help  # noqa: E402
-from jdl.transfer_config import ARMS, TransferConfig  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.supervised import answer_help  # noqa: E402
+from jdl.runs.transfer_config import ARMS, TransferConfig  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -92,7 +92,7 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 
 from jdl.data import class_subset, per_class_sample  # noqa: E402
 from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (append_record, features_arm, load_records,  # noqa: E402
+from jdl.runs.transfer import (append_record, features_arm, load_records,  # noqa: E402
                                      normalized, plot_vs_labels, prepare, run_signature, score,
                                      script_main, summarize, train_arm)
 

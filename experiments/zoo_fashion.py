@@ -9,7 +9,7 @@ parameters, test accuracy and time per epoch.
 Recipe (every architecture alike, nothing tuned per model): Adam, learning rate 1e-3 with cosine
 decay, batches of 64, ``epochs`` passes over ``max_train_examples`` training images (a seeded
 random subset of the 60,000; pixels normalised by its mean and standard deviation), then the
-10,000 test images; each model is one jdl.experiment run in <workdir>/<arch>/ (config, metrics,
+10,000 test images; each model is one jdl.runs.supervised run in <workdir>/<arch>/ (config, metrics,
 checkpoints, learning curves, first-layer filters). Time per epoch is the measured training time
 (compilation excluded) scaled to a full epoch of the 60,000 training images:
 60,000 / (training samples per second).
@@ -49,9 +49,9 @@ from functools import partial
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import ExperimentConfig, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import ExperimentConfig, start  # noqa: E402
 
 # name -> what it is, cheapest first (the constructors: zoo())
 WHAT = {
@@ -104,9 +104,9 @@ def table_markdown(rows: list[dict]) -> str:
 
 @script("zoo_fashion", Config)
 def main(argv=None) -> list[dict]:
-    """The command line: each architecture one jdl.experiment run in <workdir>/<arch>/; with
+    """The command line: each architecture one jdl.runs.supervised run in <workdir>/<arch>/; with
     --resume, the architectures in summary.json are kept, an interrupted one resumes."""
-    from jdl.experiment import run
+    from jdl.runs.supervised import run
 
     t_start = time.perf_counter()
     cfg, ns = start(Config, "zoo_fashion", argv, __doc__)

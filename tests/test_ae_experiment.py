@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 
 from experiments import ae_fashion as exp  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
+from jdl.runs.supervised import parse_args  # noqa: E402
 
 
 def low_rank_data(n=400, d=30, rank=6, seed=0):

@@ -1,6 +1,6 @@
 """Smoke runs of the lecture-claim scripts (experiments/saddle_points.py, rbm_energy_2d.py,
 canonical_form.py) at tiny settings, in-process into a tmp workdir: the summary.json schema
-(jdl.run_dir), the facts each figure rests on checked against what is recorded beside it, and
+(jdl.runs.run_dir), the facts each figure rests on checked against what is recorded beside it, and
 the refusal of a second run in the same workdir."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from scipy import stats
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jdl import run_dir  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
 
 
 def _run(main, argv, tmp_path, capsys):

@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from experiments import quickstart  # noqa: E402
-from jdl import experiment  # noqa: E402
+from jdl.runs import supervised as experiment  # noqa: E402
 
 TINY = ["--dataset", "digits", "--epochs", "1", "--max-train-examples", "64", "--batch-size",
         "32", "--hidden", "8", "--no-progress", "--log-every", "1"]
@@ -231,7 +231,7 @@ def test_documented_choices_are_the_librarys():
     from jdl import optim
     from jdl.nn.activations import ACTIVATIONS
     from jdl.nn.recurrent import SequenceModel
-    from jdl.sequence_experiment import CELLS
+    from jdl.runs.sequences import CELLS
     assert set(experiment.ACTIVATIONS) == set(ACTIVATIONS)
     for name in experiment.SCHEDULES:
         optim.make_schedule(name, 0.1, total_steps=10, decay=0.1)
@@ -281,7 +281,7 @@ def test_quickstart_three_times_with_the_data_installed_in_between(tmp_path):
 
 
 def test_filter_plot_says_how_many_units_it_shows(tmp_path):
-    from jdl.plots import filter_images, filters_title
+    from jdl.runs.plots import filter_images, filters_title
     kernel = np.random.default_rng(0).normal(size=(64, 256)).astype(np.float32)
     assert len(filter_images(kernel, (8, 8))) == 64
     assert filters_title("quickstart", 64, kernel.shape[-1]) == \
@@ -290,9 +290,9 @@ def test_filter_plot_says_how_many_units_it_shows(tmp_path):
 
 
 def test_run_dir_rules_without_training(tmp_path):
-    """jdl.run_dir on hand-made folders: what counts as a run, the hint of scripts that write no
+    """jdl.runs.run_dir on hand-made folders: what counts as a run, the hint of scripts that write no
     checkpoints, --overwrite removing only what runs write, the summary schema."""
-    from jdl import run_dir
+    from jdl.runs import run_dir
     work = tmp_path / "w"
     (work / "lstm" / "checkpoints" / "last").mkdir(parents=True)   # a model of a multi-model run
     (work / "notes.txt").write_text("mine")

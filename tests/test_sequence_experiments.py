@@ -1,4 +1,4 @@
-"""The sequence experiments' runner (jdl.sequence_experiment) and scripts, on tiny data: one-hot
+"""The sequence experiments' runner (jdl.runs.sequences) and scripts, on tiny data: one-hot
 tokens inside the step equal one-hot data, the learning rules that share a gradient train to
 the same parameters through the runner, the copy task's recall metric against a count by hand,
 the n-gram table against NGramModel, and each script's command line end to end."""
@@ -21,7 +21,7 @@ from experiments import char_lm, rnn_adding, rnn_copy  # noqa: E402
 from jdl.data.sequences import adding_problem, copy_task  # noqa: E402
 from jdl.nn.recurrent import SequenceModel  # noqa: E402
 from jdl.rnn import bptt  # noqa: E402
-from jdl.sequence_experiment import (SequenceConfig, first_below, one_hot_inputs,  # noqa: E402
+from jdl.runs.sequences import (SequenceConfig, first_below, one_hot_inputs,  # noqa: E402
                                      run_sequences, updates_per_batch)
 
 

@@ -238,7 +238,7 @@ WORKER = textwrap.dedent("""
                 eval_step=make_eval_step(evaluate_fn(model)), val_data=val, seed=1,
                 workdir=workdir, checkpoint_every=7, log_every=5, resume=resume,
                 on_step=on_step, progress=False)
-    except TrainingInterrupted as e:   # what a command line does (jdl.experiment)
+    except TrainingInterrupted as e:   # what a command line does (jdl.runs.supervised)
         print(e, file=sys.stderr)
         sys.exit(e.exit_code)
     np.savez(os.path.join(workdir, "final.npz"),
@@ -394,7 +394,7 @@ def test_experiment_run_starts_from_given_initial_params(tmp_path):
     # zero weights and an output bias favouring class 3 predict 3 everywhere; with a vanishing
     # learning rate the test accuracy is then the test set's share of class 3
     from jdl.data import digits as digits_data
-    from jdl.experiment import ExperimentConfig, run
+    from jdl.runs.supervised import ExperimentConfig, run
     from jdl.nn import MLP
     cfg = ExperimentConfig(dataset="digits", epochs=1, learning_rate=1e-30, batch_size=64,
                            val_fraction=0.0, log_every=10)

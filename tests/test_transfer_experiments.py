@@ -1,4 +1,4 @@
-"""The transfer experiments' runner (jdl.transfer_experiment) and smoke runs of
+"""The transfer experiments' runner (jdl.runs.transfer) and smoke runs of
 transfer_fashion and pose_regression on scikit-learn's digits."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (TransferConfig, logistic_regression,  # noqa: E402
+from jdl.runs.transfer import (TransferConfig, logistic_regression,  # noqa: E402
                                      source_classifier, train_arm, train_steps)
 
 TINY = dict(dataset="digits", features=(4, 8), pretrain_epochs=1, pretrain_batch_size=50,

@@ -259,8 +259,8 @@ def plot_gradient_lags(results: dict, path: str, title: str = "",
                        references: dict | None = None) -> None:
     """Lag curves on a log-scale y axis, one line per entry of ``results`` ({name: values for
     k = 1..K}); ``references`` ({name: rho}) adds dashed rho^k guides. Non-positive or
-    non-finite values are left out. PNG at ``path`` (matplotlib, Agg, jdl.plots' style)."""
-    from jdl.plots import plt  # sets the Agg backend
+    non-finite values are left out. PNG at ``path`` (matplotlib, Agg, jdl.runs.plots' style)."""
+    from jdl.runs.plots import plt  # sets the Agg backend
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     kmax = 1

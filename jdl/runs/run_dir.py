@@ -6,7 +6,7 @@ models) has a summary.json, a metrics.jsonl or a non-empty checkpoints/ folder. 
 given such a workdir either
 
 - resumes it (``resume=True``, ``--resume``): the stored config.json is compared with the new
-  config field by field; only the resumable fields may differ (jdl.command_line.field_meta:
+  config field by field; only the resumable fields may differ (jdl.runs.command_line.field_meta:
   RESUMABLE_ALWAYS and fields declared ``resumable``), any other difference is refused naming
   each field and both values;
 - replaces it (``overwrite=True``, ``--overwrite``): the run's files are deleted when the new

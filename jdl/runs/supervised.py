@@ -9,10 +9,10 @@ and first-layer filters.
 
 The workdir: a command whose workdir already holds a run is refused in one line before anything
 is loaded or written, unless ``--resume`` (the stored config.json must match but for the
-resumable fields: jdl.run_dir, jdl.command_line.RESUMABLE_ALWAYS) or ``--overwrite``;
+resumable fields: jdl.runs.run_dir, jdl.runs.command_line.RESUMABLE_ALWAYS) or ``--overwrite``;
 ``--dataset auto`` is resolved once and recorded. Errors are one line and exit status 2
 (``--debug``: the traceback); ``--help`` lists each field with its documented meaning
-(jdl.command_line.option), choices and default, without importing JAX.
+(jdl.runs.command_line.option), choices and default, without importing JAX.
 
 ``--devices N`` trains data-parallel on the first N local devices (default: all of them) and
 ``--parallel sharded|pmap`` picks how (jdl.parallel); ``--batch-size`` is the global batch,
@@ -34,8 +34,8 @@ import sys
 import time
 from typing import Callable, ClassVar, Optional
 
-from jdl import run_dir
-from jdl.command_line import build_parser, check_fields, command, field_meta, option
+from jdl.runs import run_dir
+from jdl.runs.command_line import build_parser, check_fields, command, field_meta, option
 
 DATASETS = ("fashion_mnist", "mnist", "digits", "auto")
 PARALLEL_MODES = ("sharded", "pmap")
@@ -199,7 +199,7 @@ def _first_kernel(params):
 
 # --- the run directory -------------------------------------------------------------------------
 def resumable_fields(cfg, stretch_schedule: bool = False) -> set:
-    """The fields of ``cfg`` a resumed run may change (jdl.command_line.RESUMABLE_ALWAYS and
+    """The fields of ``cfg`` a resumed run may change (jdl.runs.command_line.RESUMABLE_ALWAYS and
     the fields declared resumable; schedule_epochs too with ``stretch_schedule``)."""
     names = {f.name for f in dataclasses.fields(cfg) if field_meta(type(cfg), f.name)["resumable"]}
     return names | ({"schedule_epochs"} if stretch_schedule else set())
@@ -207,7 +207,7 @@ def resumable_fields(cfg, stretch_schedule: bool = False) -> set:
 
 def prepare_run(cfg, workdir: str, *, resume: bool = False, overwrite: bool = False,
                 stretch_schedule: bool = False, can_resume: bool = True):
-    """Check that a run of ``cfg`` may use ``workdir`` as asked (jdl.run_dir.check), before
+    """Check that a run of ``cfg`` may use ``workdir`` as asked (jdl.runs.run_dir.check), before
     anything is loaded or written; returns (cfg, stored config or None). On resume the returned
     cfg takes the stored data set (an 'auto' resolved when the run started) and, unless
     ``stretch_schedule``, pins the schedule's length to the stored run's epochs."""
@@ -260,19 +260,19 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
         initial_params=None, wrap_grad_fn: Callable | None = None, *, overwrite: bool = False,
         stretch_schedule: bool = False, skip_corrupt: bool = False) -> dict:
     """Train ``build_model(cfg)`` as ``cfg`` says and evaluate it; returns the summary dict
-    (jdl.run_dir's schema; test metrics of the best-validation checkpoint, or of the final
+    (jdl.runs.run_dir's schema; test metrics of the best-validation checkpoint, or of the final
     state without validation data). ``initial_params`` (a params pytree shaped like the
     model's, e.g. from a pretrained DBN, ``jdl.rbm.dbn.to_mlp_params``) replaces the random
     initialisation. ``wrap_grad_fn(grad_fn, cfg) -> grad_fn`` wraps the back-propagation
     gradient function inside the train step (e.g. data augmentation,
     ``jdl.data.augment.augmented``). A workdir that already holds a run is refused unless ``resume`` (same
-    config but for the resumable fields) or ``overwrite``: see jdl.run_dir."""
+    config but for the resumable fields) or ``overwrite``: see jdl.runs.run_dir."""
     cfg.validate()
     resume = resume or resume_step is not None
     cfg, stored = prepare_run(cfg, workdir, resume=resume, overwrite=overwrite,
                               stretch_schedule=stretch_schedule)
     import jax   # after the checks: a refused command answers at once
-    from jdl import plots
+    from jdl.runs import plots
     from jdl.parallel import distributed
     from jdl.train import (backprop, check_inputs, check_labels, evaluate_fn, fit, init_state,
                            make_eval_step, make_train_step, num_params)
@@ -346,7 +346,7 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
 # --- command line ----------------------------------------------------------------------------
 def parse_args(config_cls, argv=None, description: str = "", checkpoints: bool = True,
                prog: str | None = None):
-    """The command line of ``config_cls`` (jdl.command_line.build_parser: one documented option
+    """The command line of ``config_cls`` (jdl.runs.command_line.build_parser: one documented option
     per field the script uses, --workdir, --overwrite, --debug, --no-progress, and
     --resume, --resume-step, --stretch-schedule when ``checkpoints``), plus the multi-host flags
     --coordinator-address, --num-processes, --process-id: when any of them (or one of the
@@ -401,9 +401,9 @@ def answer_help(config_cls, name: str, description: str = "", checkpoints: bool 
 def start(config_cls, name: str, argv=None, description: str = "", checkpoints: bool = True):
     """The start of a script with its own main: parse the command line (:func:`parse_args`),
     validate the config, check the workdir (``--workdir``, default runs/<name>) as
-    jdl.run_dir says (refuse, resume, overwrite) and write its config.json. Returns (config,
+    jdl.runs.run_dir says (refuse, resume, overwrite) and write its config.json. Returns (config,
     namespace) with ``ns.workdir`` set and ``ns.resume`` true for --resume or --resume-step.
-    Wrap the main in :func:`jdl.command_line.script` for one-line errors."""
+    Wrap the main in :func:`jdl.runs.command_line.script` for one-line errors."""
     cfg, ns = parse_args(config_cls, argv, description, checkpoints=checkpoints, prog=name)
     if hasattr(cfg, "validate"):
         cfg.validate()
@@ -420,7 +420,7 @@ def main(config_cls, build_model: Callable, name: str, argv=None, description: s
          wrap_grad_fn: Callable | None = None) -> dict:
     """The command line of a supervised experiment: parse, validate, :func:`run` in
     ``--workdir`` (default runs/<name>), print one line of results. Errors are one line and
-    exit status 2 (jdl.command_line.command; --debug shows the traceback). ``wrap_grad_fn``:
+    exit status 2 (jdl.runs.command_line.command; --debug shows the traceback). ``wrap_grad_fn``:
     see :func:`run`."""
     with command(name, config_cls, argv):
         cfg, ns = parse_args(config_cls, argv, description, prog=name)

@@ -38,7 +38,7 @@ import optax
 from jdl import optim
 from jdl.data import class_subset, digits, fashion_mnist, fit_normalizer
 from jdl.nn import BNConvNet
-from jdl.transfer_config import ARMS, TransferConfig  # noqa: F401  (re-exported)
+from jdl.runs.transfer_config import ARMS, TransferConfig  # noqa: F401  (re-exported)
 from jdl.train import (backprop, create_state, evaluate, evaluate_fn, fit, init_state,
                        make_eval_step, make_train_step)
 from jdl.transfer import (TransferModel, extract_features, group_optimizer, init_transfer,
@@ -201,7 +201,7 @@ def prepare(cfg: TransferConfig, workdir: str) -> Source:
     ``cfg.pretrained``) the source classifier into workdir/pretrain; print its test accuracy
     on the test images of the source classes."""
     cfg.validate()
-    os.makedirs(workdir, exist_ok=True)   # its config.json: jdl.experiment.start's
+    os.makedirs(workdir, exist_ok=True)   # its config.json: jdl.runs.supervised.start's
     train, test, _ = load_images(cfg)
     (xs, ys), norm = source_data(cfg, train)
     xs = normalized(norm, xs)
@@ -257,11 +257,11 @@ def plot_vs_labels(table: dict, metric: str, styles: dict, path: str, xlabel: st
 def script_main(config_cls, run: Callable, name: str, metric: str, argv=None,
                 description: str = "") -> dict:
     """Command line of a transfer script: flags from ``config_cls``, the workdir checked and
-    its config.json written by jdl.experiment.start (default workdir runs/<name>; --resume
+    its config.json written by jdl.runs.supervised.start (default workdir runs/<name>; --resume
     continues a run: the scripts skip the finished runs of their records), ``run(cfg, workdir)``, then the mean ``metric`` per arm and label count printed as JSON;
-    returns the summary. Errors are one line (jdl.command_line.command)."""
-    from jdl.command_line import command
-    from jdl.experiment import start
+    returns the summary. Errors are one line (jdl.runs.command_line.command)."""
+    from jdl.runs.command_line import command
+    from jdl.runs.supervised import start
 
     with command(name, config_cls, argv):
         cfg, ns = start(config_cls, name, argv, description)
