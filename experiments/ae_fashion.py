@@ -427,10 +427,11 @@ def part_greedy(cfg, data, workdir, key, resume, progress, shown):
 
 
 def plot_codes2d(path, ae_codes, pca_codes, labels, titles, n_points, seed=0):
-    import matplotlib.pyplot as plt
+    import matplotlib
     idx = np.random.default_rng(seed).permutation(len(labels))[:n_points]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 6))
-    cmap = plt.get_cmap("tab10")
+    fig = plots.figure(figsize=(13, 6))
+    axes = fig.subplots(1, 2)
+    cmap = matplotlib.colormaps["tab10"]
     for ax, codes, title in zip(axes, (ae_codes, pca_codes), titles):
         for c, name in enumerate(fashion_mnist.CLASS_NAMES):
             sel = idx[labels[idx] == c]
@@ -440,9 +441,7 @@ def plot_codes2d(path, ae_codes, pca_codes, labels, titles, n_points, seed=0):
         ax.set_xticks([])
         ax.set_yticks([])
     axes[1].legend(markerscale=4, fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path, dpi=110)
 
 
 def part_codes2d(cfg, data, pca, workdir, key, resume, progress):

@@ -73,10 +73,8 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
-matplotlib.use("Agg")  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 from jdl.nn.recurrent import SequenceModel  # noqa: E402
+from jdl.runs import plots  # noqa: E402
 from jdl.rnn import bptt, rtrl  # noqa: E402
 
 
@@ -117,7 +115,8 @@ def train_part(cfg, root, progress, resume=False) -> dict:
         out[name] = s
         print(f"[bptt_vs_rtrl] {name}: test MSE {s['test_loss']:.4f}, "
               f"{s['sequences_per_s']:.0f} sequences/s", flush=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = plots.figure(figsize=(6, 4))
+    ax = fig.subplots()
     for name, s in out.items():
         ax.plot([r["step"] * cfg.batch_size for r in s["history"]],
                 [r["val_loss"] for r in s["history"]], marker="o", label=name)
@@ -126,9 +125,7 @@ def train_part(cfg, root, progress, resume=False) -> dict:
     ax.set_yscale("log")
     ax.set_title(f"delayed echo (delay {cfg.delay}, T {cfg.T}), {cfg.cell} {cfg.hidden}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(root, "learning_curves.png"), dpi=120)
-    plt.close(fig)
+    plots.save(fig, os.path.join(root, "learning_curves.png"), dpi=120)
     return out
 
 

@@ -140,10 +140,10 @@ def run(cfg: CanonicalConfig, workdir: str, progress: bool = False) -> dict:
 
 
 def plot(curves, zero_mse, path):
-    from jdl.runs import plots  # noqa: F401  (selects the Agg backend)
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = plots.figure(figsize=(6, 4))
+    ax = fig.subplots()
     for name, c in curves.items():
         ax.semilogy(np.arange(1, len(c) + 1), c, "o-", ms=3, label=name)
     ax.axhline(zero_mse, color="k", ls=":", label="zero predictor")
@@ -152,9 +152,7 @@ def plot(curves, zero_mse, path):
     ax.set_title("learning a delayed network by BPTT in canonical form")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path, dpi=110)
 
 
 @script("canonical_form", CanonicalConfig)

@@ -159,23 +159,20 @@ def run(cfg: Config, workdir: str) -> dict:
 
 
 def plot_examples(model, state, tst: dict, cfg: Config, path: str, count: int = 10) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
     x = tst["x"][:count]
     pred = np.asarray(model.apply({"params": state.params, **state.model_state}, x,
                                   train=False))[:, 0] * cfg.max_degrees
     true = tst["y"][:count, 0] * cfg.max_degrees
-    fig, axes = plt.subplots(1, count, figsize=(1.4 * count, 1.9))
+    fig = plots.figure(figsize=(1.4 * count, 1.9))
+    axes = fig.subplots(1, count)
     for ax, img, t, p in zip(np.atleast_1d(axes), x, true, pred):
         ax.imshow(img[..., 0], cmap="gray")
         ax.set_title(f"{t:+.0f} / {p:+.0f}", fontsize=8)
         ax.axis("off")
     fig.suptitle("true / predicted angle (degrees), fine-tuned", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.save(fig, path, dpi=100)
 
 
 def main(argv=None) -> dict:

@@ -157,15 +157,15 @@ def run(cfg: Energy2DConfig, workdir: str, progress: bool = False) -> dict:
 
 
 def plot(params, data, samples, mu, path, cfg):
-    from jdl.runs import plots  # noqa: F401  (selects the Agg backend)
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
     lim = cfg.radius + 3.5 * cfg.cluster_std
     g = np.linspace(-lim, lim, 241)
     X, Y = np.meshgrid(g, g)
     grid = jnp.asarray(np.stack([X.ravel(), Y.ravel()], 1), jnp.float32)
     Fg = np.asarray(rbm.free_energy(params, grid, "gaussian")).reshape(X.shape)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4))
+    fig = plots.figure(figsize=(12, 5.4))
+    axes = fig.subplots(1, 2)
     for ax, pts, label, c in ((axes[0], data, "training data", "k"),
                               (axes[1], samples, "model samples (Gibbs)", "r")):
         # levels over the lower part of F only (the quadratic far field would take them all)
@@ -180,9 +180,7 @@ def plot(params, data, samples, mu, path, cfg):
         fig.colorbar(cs, ax=ax, shrink=0.8)
     fig.suptitle(f"Gaussian-Bernoulli RBM, {cfg.hidden} hidden units, on {cfg.clusters} "
                  "clusters: minima where the data are")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path, dpi=110)
 
 
 @script("rbm_energy_2d", Energy2DConfig)

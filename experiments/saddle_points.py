@@ -215,11 +215,11 @@ def spearman(a, b) -> float:
 
 
 def plot(rows, workdir, cfg):
-    from jdl.runs import plots  # noqa: F401  (selects the Agg backend)
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
     loss = [r["loss"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig = plots.figure(figsize=(5.5, 4))
+    ax = fig.subplots()
     for key, style, label in (("index", "o-", "SLQ index (theta < 0)"),
                               ("index_thr", "s-", f"SLQ index (theta < -{cfg.rel_threshold:g} "
                                                    "lambda_max)")):
@@ -237,11 +237,10 @@ def plot(rows, workdir, cfg):
     ax.set_title("index vs loss along training (labels: step)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(workdir, "index_vs_loss.png"), dpi=110)
-    plt.close(fig)
+    plots.save(fig, os.path.join(workdir, "index_vs_loss.png"), dpi=110)
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = plots.figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     steps = [max(r["step"], 1) for r in rows]
     axes[0].plot(steps, [r["lambda_max"] for r in rows], "o-", label="lambda_max (Lanczos)")
     axes[0].plot(steps, [-r["lambda_min"] for r in rows], "s-", label="-lambda_min (Lanczos)")
@@ -267,9 +266,7 @@ def plot(rows, workdir, cfg):
     axes[1].set_title("spectral density of the Hessian")
     axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(workdir, "spectrum.png"), dpi=110)
-    plt.close(fig)
+    plots.save(fig, os.path.join(workdir, "spectrum.png"), dpi=110)
 
 
 @script("saddle_points", SaddleConfig)

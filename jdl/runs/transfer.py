@@ -152,8 +152,9 @@ def logistic_regression(train_features, train_y, val_features, val_y,
     """scikit-learn's multinomial LogisticRegression on standardised features, its inverse
     regularisation C chosen among ``cs`` by validation accuracy; returns (classifier, scaler,
     C, validation accuracy)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    from jdl.extras import require
+    LogisticRegression = require("sklearn.linear_model", "the features arm").LogisticRegression
+    StandardScaler = require("sklearn.preprocessing", "the features arm").StandardScaler
 
     scaler = StandardScaler().fit(train_features)
     ftr, fva = scaler.transform(train_features), scaler.transform(val_features)
@@ -231,11 +232,10 @@ def plot_vs_labels(table: dict, metric: str, styles: dict, path: str, xlabel: st
                    ylabel: str, title: str) -> None:
     """``metric`` of each arm of ``table`` (summarize's) against the label count, log x: the
     mean as a line, each seed a dot; ``styles``: {arm: (color, marker, legend label)}."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = plots.figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     for arm, (color, marker, label) in styles.items():
         if arm not in table:
             continue
@@ -249,9 +249,7 @@ def plot_vs_labels(table: dict, metric: str, styles: dict, path: str, xlabel: st
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plots.save(fig, path, dpi=120)
 
 
 def script_main(config_cls, run: Callable, name: str, metric: str, argv=None,

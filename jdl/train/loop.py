@@ -18,9 +18,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from jdl.data.batching import batch_indices, check_batch_size, padded_batches
+from jdl.extras import progress_bar, write_line
 from jdl.parallel import DataParallel, check_mode, distributed, per_device_batch
 from jdl.train.guards import check_dataset, check_labels, spec_of
 from jdl.train.interrupt import StopSignals, TrainingInterrupted
@@ -227,7 +227,7 @@ def _close_epoch(loop: dict, record: dict, monitor, mode, patience) -> tuple[boo
 
 def _say(text: str, enabled: bool) -> None:
     if enabled:
-        tqdm.write(text, file=sys.stdout)
+        write_line(text, file=sys.stdout)
         sys.stdout.flush()
 
 
@@ -345,7 +345,7 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
                 break
             order = batch_indices(n, batch_size, seed, epoch)
             first = gstep - epoch * spe
-            bar = tqdm(total=spe, initial=first, desc=f"epoch {epoch + 1}/{epochs}",
+            bar = progress_bar(total=spe, initial=first, desc=f"epoch {epoch + 1}/{epochs}",
                        disable=not (progress and pl.main and sys.stderr.isatty()), leave=False,
                        dynamic_ncols=True)
             pending = []
