@@ -78,15 +78,10 @@ import functools
 import json
 import math
 import os
-import sys
 import time
 from typing import Optional
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.command_line import option, script  # noqa: E402
@@ -622,7 +617,7 @@ def write_part_summary(workdir: str, summary: dict, resume: bool) -> dict:
                     "test_model": "final model of each part (keys *_test_*)",
                     "resumed": bool(resume)})
     summary.setdefault("wall_time_s", None)
-    return run_dir.write_summary(workdir, summary)
+    return run_dir.RunDir(workdir).write_summary(summary)
 
 
 @script("ae_fashion", AEFashionConfig)

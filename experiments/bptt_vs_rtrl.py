@@ -36,11 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
@@ -181,7 +177,7 @@ def main(argv=None) -> dict:
                               "RTRL / BPTT"],
                              [[n, P, f"{tb:.4f}", f"{tr:.4f}", f"{tr / tb:.1f}"]
                               for n, P, tb, tr in c]), flush=True)
-    return run_dir.write_summary(root, {
+    return run_dir.RunDir(root).write_summary({
         "experiment": "bptt_vs_rtrl", "test": None,
         "test_model": "per rule: best validation checkpoint, see train", "resumed": ns.resume,
         "wall_time_s": time.perf_counter() - t0, **summary})

@@ -38,13 +38,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.command_line import option, script  # noqa: E402
@@ -136,7 +132,7 @@ def run(cfg: CanonicalConfig, workdir: str, progress: bool = False) -> dict:
     out["test_model"] = ("the delayed student (the teacher's architecture in canonical form), "
                          "final state; every student's figures under students")
     out["wall_time_s"] = time.perf_counter() - t_start
-    return run_dir.write_summary(workdir, out)
+    return run_dir.RunDir(workdir).write_summary(out)
 
 
 def plot(curves, zero_mse, path):

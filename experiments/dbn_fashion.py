@@ -29,15 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from typing import Optional
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.command_line import script  # noqa: E402
@@ -175,7 +170,7 @@ def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: boo
                     "small_random_init_mean": float(np.mean(rand)),
                     "small_gain_points": 100 * float(np.mean(pre) - np.mean(rand)),
                     "wall_time_s": time.perf_counter() - t_start})
-    return run_dir.write_summary(workdir, {
+    return run_dir.RunDir(workdir).write_summary({
         "experiment": "dbn_fashion",
         "test": ({"accuracy": summary["full_pretrained"]} if "full_pretrained" in summary
                  else None),

@@ -45,13 +45,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.supervised import answer_help  # noqa: E402
@@ -145,7 +141,7 @@ def run(cfg: Config, workdir: str) -> dict:
                "predict_zero_mae_degrees": float(np.mean(np.abs(tst["y"])) * cfg.max_degrees),
                "arms": table, "finetune_over_scratch_error": ratios,
                "wall_time_s": time.perf_counter() - t_start}
-    summary = run_dir.write_summary(workdir, summary)
+    summary = run_dir.RunDir(workdir).write_summary(summary)
     styles = {"finetune": ("C0", "o", "transferred, fine-tuned"),
               "head": ("C2", "^", "transferred, new head only"),
               "scratch": ("C3", "s", "from scratch")}

@@ -46,13 +46,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.command_line import option, script  # noqa: E402
@@ -153,7 +149,7 @@ def run(cfg: Energy2DConfig, workdir: str, progress: bool = False) -> dict:
            "train_time_s": res.train_time + res.compile_time}
     plot(params, x_train, samples, mu, os.path.join(workdir, "landscape.png"), cfg)
     out["wall_time_s"] = time.perf_counter() - t_start
-    return run_dir.write_summary(workdir, out)
+    return run_dir.RunDir(workdir).write_summary(out)
 
 
 def plot(params, data, samples, mu, path, cfg):

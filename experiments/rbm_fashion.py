@@ -20,15 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from typing import Optional
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.command_line import script  # noqa: E402
@@ -142,7 +137,7 @@ def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: boo
                "train_s_per_epoch": result.train_time / max(1, len(result.history)),
                "compile_time_s": result.compile_time,
                "wall_time_s": time.perf_counter() - t_start}
-    return run_dir.write_summary(workdir, summary)
+    return run_dir.RunDir(workdir).write_summary(summary)
 
 
 @script("rbm_fashion", RBMFashionConfig)

@@ -19,12 +19,7 @@ epoch 14), 1151 s wall.
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from typing import ClassVar
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.data import train_val_split  # noqa: E402
 from jdl.data.sequences import fashion_rows  # noqa: E402

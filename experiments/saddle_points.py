@@ -65,13 +65,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.command_line import option, script  # noqa: E402
@@ -206,7 +202,7 @@ def run(cfg: SaddleConfig, workdir: str) -> dict:
                    losses, np.array([r["dense_index"] for r in rows]))} if cfg.dense else {}),
                "wall_time_s": time.perf_counter() - t_start}
     plot(rows, workdir, cfg)
-    return run_dir.write_summary(workdir, summary)
+    return run_dir.RunDir(workdir).write_summary(summary)
 
 
 def spearman(a, b) -> float:

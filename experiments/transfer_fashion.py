@@ -58,11 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.supervised import answer_help  # noqa: E402
@@ -155,7 +151,7 @@ def run(cfg: Config, workdir: str) -> dict:
         summary["finetune_minus_scratch"] = (
             table["finetune"][str(cfg.labels)]["test_accuracy"]["mean"]
             - table["scratch"][str(cfg.labels)]["test_accuracy"]["mean"])
-    summary = run_dir.write_summary(workdir, summary)
+    summary = run_dir.RunDir(workdir).write_summary(summary)
     styles = {"finetune": ("C0", "o", "fine-tuned"), "scratch": ("C3", "s", "from scratch"),
               "head": ("C2", "^", "new head only"),
               "features": ("C1", "D", "features + log. reg.")}

@@ -40,14 +40,9 @@ images it scores 0.094 in inference mode and 0.696 with batch statistics (train 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
 import time
 from functools import partial
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.command_line import script  # noqa: E402
@@ -110,11 +105,9 @@ def main(argv=None) -> list[dict]:
 
     t_start = time.perf_counter()
     cfg, ns = start(Config, "zoo_fashion", argv, __doc__)
-    workdir = ns.workdir
-    done = {}
-    if ns.resume and os.path.exists(os.path.join(workdir, "summary.json")):
-        with open(os.path.join(workdir, "summary.json")) as f:
-            done = {r["arch"]: r for r in json.load(f)["rows"]}
+    workdir, rd = ns.workdir, ns.run_dir
+    stored = rd.read_summary() if ns.resume else None
+    done = {r["arch"]: r for r in stored["rows"]} if stored else {}
     builders, rows = zoo(), []
     for arch in cfg.archs:
         if arch in done:
@@ -130,14 +123,13 @@ def main(argv=None) -> list[dict]:
                      "samples_per_s": s["samples_per_s"], "wall_time_s": s["wall_time_s"]})
         print(f"{arch}: {s['num_params']:,} params, test accuracy {s['test_accuracy']:.4f}, "
               f"{rows[-1]['seconds_per_epoch']:.0f} s per 60k-image epoch", flush=True)
-        run_dir.write_summary(workdir, {
+        rd.write_summary({
             "experiment": "zoo_fashion", "test": None, "resumed": ns.resume,
             "test_model": "no single test model: each architecture's under rows (its run's "
                           "test model in <workdir>/<arch>/summary.json)",
             "config": dataclasses.asdict(cfg), "rows": rows,
             "wall_time_s": time.perf_counter() - t_start})
-    with open(os.path.join(workdir, "zoo_table.md"), "w") as f:
-        f.write(table_markdown(rows))
+    rd.write_text("zoo_table.md", table_markdown(rows))
     print(table_markdown(rows))
     return rows
 

@@ -3,15 +3,12 @@ transfer_fashion and pose_regression on scikit-learn's digits."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from experiment_scripts import load  # noqa: E402
 from jdl.transfer import cut  # noqa: E402
 from jdl.runs.transfer import (TransferConfig, logistic_regression,  # noqa: E402
                                      source_classifier, train_arm, train_steps)
@@ -97,8 +94,7 @@ def test_logistic_regression_picks_c_by_validation_accuracy():
      "finetune_over_scratch_error"),
 ])
 def test_script_smoke(tmp_path, script, args, key):
-    import importlib
-    mod = importlib.import_module(f"experiments.{script}")
+    mod = load(script)
     flags = ["--dataset", "digits", "--features", "4,8", "--pretrain-epochs", "1",
              "--steps", "3", "--seeds", "1", "--workdir", str(tmp_path)] + args
     summary = mod.main(flags)
@@ -117,7 +113,7 @@ def test_script_smoke(tmp_path, script, args, key):
 
 
 def test_zoo_fashion_smoke_writes_the_table(tmp_path):
-    from experiments import zoo_fashion
+    zoo_fashion = load("zoo_fashion")
     rows = zoo_fashion.main(["--dataset", "digits", "--archs", "lenet5", "--max-train-examples",
                              "256", "--workdir", str(tmp_path), "--no-progress"])
     assert [r["arch"] for r in rows] == ["lenet5"] and rows[0]["num_params"] > 0
@@ -137,7 +133,7 @@ def test_zoo_fashion_smoke_writes_the_table(tmp_path):
 
 
 def test_pose_targets_are_the_scaled_angles_of_the_rotated_images():
-    from experiments.pose_regression import rotated
+    rotated = load("pose_regression").rotated
     from jdl.data import fit_normalizer
     from jdl.data.rotation import rotate
     imgs = np.random.default_rng(0).integers(0, 256, (6, 10, 10, 1)).astype(np.uint8)

@@ -159,8 +159,9 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
         eval_fn = one_hot_inputs(eval_fn, vocab_size)
     eval_step = make_eval_step(eval_fn)
 
-    run_dir.begin(workdir, dataclasses.asdict(cfg), stored=stored, overwrite=overwrite,
-                  extra={"model": repr(model), "train_sequences": n, **(extra or {})})
+    rd = run_dir.RunDir(workdir)
+    rd.begin(dataclasses.asdict(cfg), stored=stored, overwrite=overwrite,
+             extra={"model": repr(model), "train_sequences": n, **(extra or {})})
     result = fit(step, state, train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                  eval_step=eval_step, val_data=val, seed=cfg.seed, workdir=workdir,
                  checkpoint_every=cfg.checkpoint_every, keep=cfg.keep, patience=cfg.patience,
@@ -170,7 +171,7 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
     tested = select_and_test(result, workdir if val is not None else None, eval_step, test,
                              cfg.eval_batch_size, extra_tests)
     hit = first_below(result.history, "val_loss", cfg.target)
-    summary = run_dir.write_summary(workdir, {
+    summary = rd.write_summary({
         "experiment": title, "cell": cfg.cell, "hidden": cfg.hidden, "rule": cfg.rule,
         **tested, "best_epoch": result.best,
         "final_epoch": result.history[-1] if result.history else None,
@@ -183,8 +184,7 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
         "resumed": bool(resume), "history": result.history, **(extra or {}),
     })
     if result.history:
-        plots.plot_learning_curves(result.history, os.path.join(workdir, "learning_curves.png"),
-                                   title)
+        rd.plot(plots.plot_learning_curves, "learning_curves.png", result.history, title=title)
     return summary
 
 
@@ -196,7 +196,7 @@ def run_models(cfg: SequenceConfig, cells, train: dict, val: dict | None, test: 
     ``root/summary.json`` holding every model's summary (histories left out) under ``runs``.
     With ``resume`` a model whose folder holds no run yet (the run was stopped before it)
     starts afresh; ``root`` itself is checked by the caller (:func:`jdl.runs.supervised.start`)."""
-    results = {}
+    results, rd = {}, run_dir.RunDir(root)
     t0 = time.perf_counter()
     for cell in cells:
         run_cfg = dataclasses.replace(cfg, cell=cell)
@@ -206,8 +206,8 @@ def run_models(cfg: SequenceConfig, cells, train: dict, val: dict | None, test: 
                           title=f"{name} {cell}", **kw)
         results[cell] = s
         line = report(cell, s) if report else f"test loss {s['test_loss']:.5f}"
-        print(f"[{name}] {cell}: {line}; {s['wall_time_s']:.0f} s", flush=True)
-    run_dir.write_summary(root, {
+        rd.say(f"[{name}] {cell}: {line}; {s['wall_time_s']:.0f} s")
+    rd.write_summary({
         "experiment": name, "test": None, "test_model": "per model: see runs",
         "resumed": bool(resume), "wall_time_s": time.perf_counter() - t0,
         "runs": {c: {k: v for k, v in s.items() if k != "history"} for c, s in results.items()}})
