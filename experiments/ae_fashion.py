@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import time
@@ -158,7 +157,7 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jdl.ae as ae  # noqa: E402
-from jdl import optim
+from jdl import optim  # noqa: E402
 from jdl.runs import plots  # noqa: E402
 from jdl.data import fashion_mnist  # noqa: E402
 from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder  # noqa: E402
@@ -548,11 +547,7 @@ def run(cfg: AEFashionConfig, workdir: str, resume: bool = False, progress: bool
     cfg.validate()
     t_start = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
-    summary_path = os.path.join(workdir, "summary.json")
-    summary = {}
-    if os.path.exists(summary_path):              # a run of some parts updates their figures
-        with open(summary_path) as f:
-            summary = json.load(f)
+    summary = run_dir.RunDir(workdir).read_summary() or {}   # a run of some parts updates them
     data = load_data(cfg)
     x_train, y_train, x_test, y_test = data
     key = jax.random.PRNGKey(cfg.seed)

@@ -73,7 +73,7 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
     answer_help(DBNFashionConfig, "dbn_fashion", __doc__, checkpoints=True)
 
 import jax  # noqa: E402
-from jdl import optim, rbm
+from jdl import optim, rbm  # noqa: E402
 from jdl.runs import plots  # noqa: E402
 from jdl.ae.uses import precision_at_k  # noqa: E402
 from jdl.data import fashion_mnist  # noqa: E402

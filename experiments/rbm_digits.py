@@ -60,7 +60,7 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from jdl import optim, rbm
+from jdl import optim, rbm  # noqa: E402
 from jdl.runs import plots  # noqa: E402
 
 
