@@ -21,14 +21,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def keras_example():
+    """(Config, build_model) of experiments/keras_example.py, the script run as a module."""
+    import runpy
+    script = runpy.run_path(os.path.join(ROOT, "experiments", "keras_example.py"))
+    return script["Config"], script["build_model"]
+
+
 def run_keras(epochs: int, max_train: int | None, seed: int = 0) -> dict:
     os.environ["KERAS_BACKEND"] = "jax"
-    sys.path.insert(0, ROOT)
     import keras
     import numpy as np
 
-    from jdl.experiment import load_data
-    from experiments.keras_example import Config
+    from jdl.runs.supervised import load_data
+    Config, _ = keras_example()
 
     cfg = Config(epochs=epochs, max_train_examples=max_train, seed=seed)
     (xtr, ytr), (xva, yva), (xte, yte), _ = load_data(cfg)
@@ -57,11 +63,10 @@ def run_keras(epochs: int, max_train: int | None, seed: int = 0) -> dict:
 
 
 def run_jdl(epochs: int, max_train: int | None, seed: int = 0) -> dict:
-    sys.path.insert(0, ROOT)
     import tempfile
 
-    from jdl.experiment import run
-    from experiments.keras_example import Config, build_model
+    from jdl.runs.supervised import run
+    Config, build_model = keras_example()
 
     cfg = Config(epochs=epochs, max_train_examples=max_train, seed=seed)
     with tempfile.TemporaryDirectory() as d:

@@ -69,7 +69,6 @@ def batches(seed=0):
 
 
 def run_jdl(steps: int, warmup: int, unroll: int = 1, fused: bool = True) -> dict:
-    sys.path.insert(0, ROOT)
     import jax
     import jax.numpy as jnp
 

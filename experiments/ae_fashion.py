@@ -75,22 +75,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
-import sys
 import time
 from typing import Optional
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 PARTS = ("deep", "greedy", "codes2d", "denoise", "vae")
 NOISES = ("mask", "gaussian", "salt_pepper")
@@ -163,7 +157,8 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jdl.ae as ae  # noqa: E402
-from jdl import optim, plots  # noqa: E402
+from jdl import optim  # noqa: E402
+from jdl.runs import plots  # noqa: E402
 from jdl.data import fashion_mnist  # noqa: E402
 from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder  # noqa: E402
 from jdl.train import create_state, evaluate, fit, make_eval_step, make_train_step  # noqa: E402
@@ -426,10 +421,11 @@ def part_greedy(cfg, data, workdir, key, resume, progress, shown):
 
 
 def plot_codes2d(path, ae_codes, pca_codes, labels, titles, n_points, seed=0):
-    import matplotlib.pyplot as plt
+    import matplotlib
     idx = np.random.default_rng(seed).permutation(len(labels))[:n_points]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 6))
-    cmap = plt.get_cmap("tab10")
+    fig = plots.figure(figsize=(13, 6))
+    axes = fig.subplots(1, 2)
+    cmap = matplotlib.colormaps["tab10"]
     for ax, codes, title in zip(axes, (ae_codes, pca_codes), titles):
         for c, name in enumerate(fashion_mnist.CLASS_NAMES):
             sel = idx[labels[idx] == c]
@@ -439,9 +435,7 @@ def plot_codes2d(path, ae_codes, pca_codes, labels, titles, n_points, seed=0):
         ax.set_xticks([])
         ax.set_yticks([])
     axes[1].legend(markerscale=4, fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path, dpi=110)
 
 
 def part_codes2d(cfg, data, pca, workdir, key, resume, progress):
@@ -553,11 +547,7 @@ def run(cfg: AEFashionConfig, workdir: str, resume: bool = False, progress: bool
     cfg.validate()
     t_start = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
-    summary_path = os.path.join(workdir, "summary.json")
-    summary = {}
-    if os.path.exists(summary_path):              # a run of some parts updates their figures
-        with open(summary_path) as f:
-            summary = json.load(f)
+    summary = run_dir.RunDir(workdir).read_summary() or {}   # a run of some parts updates them
     data = load_data(cfg)
     x_train, y_train, x_test, y_test = data
     key = jax.random.PRNGKey(cfg.seed)
@@ -614,7 +604,7 @@ def run(cfg: AEFashionConfig, workdir: str, resume: bool = False, progress: bool
 
 
 def write_part_summary(workdir: str, summary: dict, resume: bool) -> dict:
-    """summary.json in jdl.run_dir's schema: the test figures are those of each part's final
+    """summary.json in jdl.runs.run_dir's schema: the test figures are those of each part's final
     model (``*_test_*`` keys); ``test`` holds the deep autoencoder's when it ran."""
     deep = {k[len("deep_"):]: v for k, v in summary.items()
             if k.startswith("deep_test") and isinstance(v, (int, float))}
@@ -622,7 +612,7 @@ def write_part_summary(workdir: str, summary: dict, resume: bool) -> dict:
                     "test_model": "final model of each part (keys *_test_*)",
                     "resumed": bool(resume)})
     summary.setdefault("wall_time_s", None)
-    return run_dir.write_summary(workdir, summary)
+    return run_dir.RunDir(workdir).write_summary(summary)
 
 
 @script("ae_fashion", AEFashionConfig)

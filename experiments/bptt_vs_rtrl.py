@@ -36,19 +36,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
 from jdl.data.sequences import adding_problem, delayed_echo  # noqa: E402
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
-from jdl.sequence_experiment import (SequenceConfig, markdown_table, run_sequences,  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
+from jdl.runs.sequences import (SequenceConfig, markdown_table, run_sequences,  # noqa: E402
                                      updates_per_batch)
 
 
@@ -73,10 +69,8 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
-matplotlib.use("Agg")  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 from jdl.nn.recurrent import SequenceModel  # noqa: E402
+from jdl.runs import plots  # noqa: E402
 from jdl.rnn import bptt, rtrl  # noqa: E402
 
 
@@ -117,7 +111,8 @@ def train_part(cfg, root, progress, resume=False) -> dict:
         out[name] = s
         print(f"[bptt_vs_rtrl] {name}: test MSE {s['test_loss']:.4f}, "
               f"{s['sequences_per_s']:.0f} sequences/s", flush=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = plots.figure(figsize=(6, 4))
+    ax = fig.subplots()
     for name, s in out.items():
         ax.plot([r["step"] * cfg.batch_size for r in s["history"]],
                 [r["val_loss"] for r in s["history"]], marker="o", label=name)
@@ -126,9 +121,7 @@ def train_part(cfg, root, progress, resume=False) -> dict:
     ax.set_yscale("log")
     ax.set_title(f"delayed echo (delay {cfg.delay}, T {cfg.T}), {cfg.cell} {cfg.hidden}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(root, "learning_curves.png"), dpi=120)
-    plt.close(fig)
+    plots.save(fig, os.path.join(root, "learning_curves.png"), dpi=120)
     return out
 
 
@@ -184,7 +177,7 @@ def main(argv=None) -> dict:
                               "RTRL / BPTT"],
                              [[n, P, f"{tb:.4f}", f"{tr:.4f}", f"{tr / tb:.1f}"]
                               for n, P, tb, tr in c]), flush=True)
-    return run_dir.write_summary(root, {
+    return run_dir.RunDir(root).write_summary({
         "experiment": "bptt_vs_rtrl", "test": None,
         "test_model": "per rule: best validation checkpoint, see train", "resumed": ns.resume,
         "wall_time_s": time.perf_counter() - t0, **summary})

@@ -38,17 +38,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -136,14 +132,14 @@ def run(cfg: CanonicalConfig, workdir: str, progress: bool = False) -> dict:
     out["test_model"] = ("the delayed student (the teacher's architecture in canonical form), "
                          "final state; every student's figures under students")
     out["wall_time_s"] = time.perf_counter() - t_start
-    return run_dir.write_summary(workdir, out)
+    return run_dir.RunDir(workdir).write_summary(out)
 
 
 def plot(curves, zero_mse, path):
-    from jdl import plots  # noqa: F401  (selects the Agg backend)
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = plots.figure(figsize=(6, 4))
+    ax = fig.subplots()
     for name, c in curves.items():
         ax.semilogy(np.arange(1, len(c) + 1), c, "o-", ms=3, label=name)
     ax.axhline(zero_mse, color="k", ls=":", label="zero predictor")
@@ -152,9 +148,7 @@ def plot(curves, zero_mse, path):
     ax.set_title("learning a delayed network by BPTT in canonical form")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path, dpi=110)
 
 
 @script("canonical_form", CanonicalConfig)

@@ -36,17 +36,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from jdl.data.text import NGramModel, char_windows, load_char_corpus  # noqa: E402
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import start  # noqa: E402
-from jdl.sequence_experiment import SequenceConfig, markdown_table, run_sequences  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import start  # noqa: E402
+from jdl.runs.sequences import SequenceConfig, markdown_table, run_sequences  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -124,7 +120,7 @@ def main(argv=None) -> dict:
                "best_ngram_order": best[0], "best_ngram_test_bpc": best[2],
                "rnn_test_bpc": lstm_bpc, "rnn_test_bpc_long_windows": long_bpc, "rnn_val_bpc_best": s["best_epoch"]["val_loss"] / math.log(2),
                "rnn": {k: v for k, v in s.items() if k != "history"}}
-    return run_dir.write_summary(root, summary)
+    return run_dir.RunDir(root).write_summary(summary)
 
 
 if __name__ == "__main__":

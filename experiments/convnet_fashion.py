@@ -9,7 +9,7 @@ the benchmark's TensorFlow version scores 0.916).
 """
 import dataclasses
 
-from jdl.experiment import ExperimentConfig, main
+from jdl.runs.supervised import ExperimentConfig, main
 
 
 @dataclasses.dataclass

@@ -16,7 +16,7 @@ validation images, 30 epochs; small labels: 1,000 random training images
 same MLP, optimiser and epochs with jdl's default initialisation (LeCun uniform).
 
 Writes, under runs/dbn_fashion: pretrain/ (per-layer metrics and checkpoints; ``--resume``
-continues), stack.npz, full/, full_random/, small_*/ (each a jdl.experiment run), samples.png
+continues), stack.npz, full/, full_random/, small_*/ (each a jdl.runs.supervised run), samples.png
 (top-down samples), filters.png, summary.json (with the retrieval precision@10 of test images
 among the training images, Euclidean distance on pixels and on the 2000-unit top-layer codes).
 
@@ -29,20 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from typing import Optional
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import ExperimentConfig, answer_help, start  # noqa: E402
-from jdl.experiment import run as run_supervised  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import ExperimentConfig, answer_help, start  # noqa: E402
+from jdl.runs.supervised import run as run_supervised  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -78,7 +73,8 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
     answer_help(DBNFashionConfig, "dbn_fashion", __doc__, checkpoints=True)
 
 import jax  # noqa: E402
-from jdl import optim, plots, rbm  # noqa: E402
+from jdl import optim, rbm  # noqa: E402
+from jdl.runs import plots  # noqa: E402
 from jdl.ae.code_space import precision_at_k  # noqa: E402
 from jdl.data import fashion_mnist  # noqa: E402
 from jdl.nn import MLP  # noqa: E402
@@ -174,7 +170,7 @@ def run(cfg: DBNFashionConfig, workdir: str, resume: bool = False, progress: boo
                     "small_random_init_mean": float(np.mean(rand)),
                     "small_gain_points": 100 * float(np.mean(pre) - np.mean(rand)),
                     "wall_time_s": time.perf_counter() - t_start})
-    return run_dir.write_summary(workdir, {
+    return run_dir.RunDir(workdir).write_summary({
         "experiment": "dbn_fashion",
         "test": ({"accuracy": summary["full_pretrained"]} if "full_pretrained" in summary
                  else None),

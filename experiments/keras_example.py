@@ -12,7 +12,7 @@ The side-by-side against Keras 3: python benchmarks/keras_example_vs_keras.py
 """
 import dataclasses
 
-from jdl.experiment import ExperimentConfig, main
+from jdl.runs.supervised import ExperimentConfig, main
 
 
 @dataclasses.dataclass

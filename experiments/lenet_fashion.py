@@ -8,8 +8,8 @@ tanh, average pooling, no weight decay; 30 epochs) overfits and reaches 0.9030.
 """
 import dataclasses
 
-from jdl.command_line import option
-from jdl.experiment import ACTIVATIONS, ExperimentConfig, main
+from jdl.runs.command_line import option
+from jdl.runs.supervised import ACTIVATIONS, ExperimentConfig, main
 
 
 @dataclasses.dataclass

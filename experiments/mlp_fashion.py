@@ -9,8 +9,8 @@ benchmark's MLPs score 0.883-0.900).
 import dataclasses
 from typing import Tuple
 
-from jdl.command_line import option
-from jdl.experiment import ACTIVATIONS, ExperimentConfig, main
+from jdl.runs.command_line import option
+from jdl.runs.supervised import ACTIVATIONS, ExperimentConfig, main
 
 
 @dataclasses.dataclass

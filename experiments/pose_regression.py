@@ -6,7 +6,7 @@ Each image is turned by t ~ U(-45, 45) degrees (jdl.data.rotation: bilinear, abo
 and the network regresses t. The backbone is the classifier of classes 0-4 that
 transfer_fashion pretrains (it only ever saw upright items: it never saw an angle), cut at
 ``cut_layer``; a new Dense(1) head predicts t / 45, trained with the quadratic loss. Arms
-(jdl.transfer_experiment): the transferred network fine-tuned, its new head only, and the same
+(jdl.runs.transfer): the transferred network fine-tuned, its new head only, and the same
 network from scratch, each from ``labels`` rotated training images of all ten classes (seeds
 draw the images and their angles); the error is the mean absolute error in degrees on the
 10,000 test images, each rotated once (a fixed key). Predicting 0 everywhere scores 22.5.
@@ -50,18 +50,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option  # noqa: E402
-from jdl.experiment import answer_help  # noqa: E402
-from jdl.transfer_config import TransferConfig  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option  # noqa: E402
+from jdl.runs.supervised import answer_help  # noqa: E402
+from jdl.runs.transfer_config import TransferConfig  # noqa: E402
 
 POSE_ARMS = ("finetune", "head", "scratch")
 
@@ -98,7 +94,7 @@ import jax  # noqa: E402
 
 from jdl.data.rotation import angle_metrics, rotated_items  # noqa: E402
 from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (normalized, plot_vs_labels, prepare, score,  # noqa: E402
+from jdl.runs.transfer import (normalized, plot_vs_labels, prepare, score,  # noqa: E402
                                      script_main, summarize, train_arm)
 
 
@@ -155,7 +151,7 @@ def run(cfg: Config, workdir: str) -> dict:
                "predict_zero_mae_degrees": float(np.mean(np.abs(tst["y"])) * cfg.max_degrees),
                "arms": table, "finetune_over_scratch_error": ratios,
                "wall_time_s": time.perf_counter() - t_start}
-    summary = run_dir.write_summary(workdir, summary)
+    summary = run_dir.RunDir(workdir).write_summary(summary)
     styles = {"finetune": ("C0", "o", "transferred, fine-tuned"),
               "head": ("C2", "^", "transferred, new head only"),
               "scratch": ("C3", "s", "from scratch")}
@@ -169,23 +165,20 @@ def run(cfg: Config, workdir: str) -> dict:
 
 
 def plot_examples(model, state, tst: dict, cfg: Config, path: str, count: int = 10) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
     x = tst["x"][:count]
     pred = np.asarray(model.apply({"params": state.params, **state.model_state}, x,
                                   train=False))[:, 0] * cfg.max_degrees
     true = tst["y"][:count, 0] * cfg.max_degrees
-    fig, axes = plt.subplots(1, count, figsize=(1.4 * count, 1.9))
+    fig = plots.figure(figsize=(1.4 * count, 1.9))
+    axes = fig.subplots(1, count)
     for ax, img, t, p in zip(np.atleast_1d(axes), x, true, pred):
         ax.imshow(img[..., 0], cmap="gray")
         ax.set_title(f"{t:+.0f} / {p:+.0f}", fontsize=8)
         ax.axis("off")
     fig.suptitle("true / predicted angle (degrees), fine-tuned", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.save(fig, path, dpi=100)
 
 
 def main(argv=None) -> dict:

@@ -8,8 +8,8 @@ Result (10 epochs): digits test accuracy 0.986; Fashion-MNIST 0.889.
 import dataclasses
 from typing import Tuple
 
-from jdl.command_line import option
-from jdl.experiment import ACTIVATIONS, ExperimentConfig, main
+from jdl.runs.command_line import option
+from jdl.runs.supervised import ACTIVATIONS, ExperimentConfig, main
 
 
 @dataclasses.dataclass

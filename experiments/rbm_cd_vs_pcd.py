@@ -22,16 +22,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import sys
 from typing import Optional
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 RULES = {"cd1": (1, False), "cd10": (10, False), "pcd1": (1, True)}
 
@@ -93,7 +88,7 @@ def run(cfg: CDComparisonConfig, workdir: str, progress: bool = True) -> dict:
         print(f"{name}: AIS test log-likelihood {ll['log_likelihood']:.2f} nats "
               f"(log Z spread {ll['log_z_spread']:.2f}), {res.train_time / cfg.epochs:.1f} "
               f"s/epoch")
-    return run_dir.write_summary(workdir, {
+    return run_dir.RunDir(workdir).write_summary({
         "experiment": "rbm_cd_vs_pcd", "test": None,
         "test_model": "the final RBM of each rule: see rules", "resumed": False,
         "wall_time_s": time.perf_counter() - t_start, "config": dataclasses.asdict(cfg),

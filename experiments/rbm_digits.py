@@ -27,19 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from typing import Optional
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -65,7 +60,8 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from jdl import optim, plots, rbm  # noqa: E402
+from jdl import optim, rbm  # noqa: E402
+from jdl.runs import plots  # noqa: E402
 
 
 def nudge(x):
@@ -144,7 +140,7 @@ def run(cfg: RBMDigitsConfig, workdir: str, progress: bool = False) -> dict:
     predicted = np.asarray(rbm.inference.classify(joint.state.params, jnp.asarray(x_test), 10))
     out["joint_rbm_free_energy"] = float(np.mean(predicted == y_test))
     out["wall_time_s"] = time.perf_counter() - t_start
-    run_dir.write_summary(workdir, {
+    run_dir.RunDir(workdir).write_summary({
         "experiment": "rbm_digits", "test": {"accuracy": out["jdl_rbm"]},
         "test_model": "jdl RBM features + logistic regression (final RBM); the other "
                       "classifiers' accuracies are raw_pixels, sklearn_rbm, joint_rbm_free_energy",

@@ -46,17 +46,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -153,19 +149,19 @@ def run(cfg: Energy2DConfig, workdir: str, progress: bool = False) -> dict:
            "train_time_s": res.train_time + res.compile_time}
     plot(params, x_train, samples, mu, os.path.join(workdir, "landscape.png"), cfg)
     out["wall_time_s"] = time.perf_counter() - t_start
-    return run_dir.write_summary(workdir, out)
+    return run_dir.RunDir(workdir).write_summary(out)
 
 
 def plot(params, data, samples, mu, path, cfg):
-    from jdl import plots  # noqa: F401  (selects the Agg backend)
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
     lim = cfg.radius + 3.5 * cfg.cluster_std
     g = np.linspace(-lim, lim, 241)
     X, Y = np.meshgrid(g, g)
     grid = jnp.asarray(np.stack([X.ravel(), Y.ravel()], 1), jnp.float32)
     Fg = np.asarray(rbm.free_energy(params, grid, "gaussian")).reshape(X.shape)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4))
+    fig = plots.figure(figsize=(12, 5.4))
+    axes = fig.subplots(1, 2)
     for ax, pts, label, c in ((axes[0], data, "training data", "k"),
                               (axes[1], samples, "model samples (Gibbs)", "r")):
         # levels over the lower part of F only (the quadratic far field would take them all)
@@ -180,9 +176,7 @@ def plot(params, data, samples, mu, path, cfg):
         fig.colorbar(cs, ax=ax, shrink=0.8)
     fig.suptitle(f"Gaussian-Bernoulli RBM, {cfg.hidden} hidden units, on {cfg.clusters} "
                  "clusters: minima where the data are")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path, dpi=110)
 
 
 @script("rbm_energy_2d", Energy2DConfig)

@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from typing import Optional
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -64,7 +59,8 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from jdl import optim, plots, rbm  # noqa: E402
+from jdl import optim, rbm  # noqa: E402
+from jdl.runs import plots  # noqa: E402
 from jdl.data import binarize, fashion_mnist  # noqa: E402
 
 
@@ -141,7 +137,7 @@ def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: boo
                "train_s_per_epoch": result.train_time / max(1, len(result.history)),
                "compile_time_s": result.compile_time,
                "wall_time_s": time.perf_counter() - t_start}
-    return run_dir.write_summary(workdir, summary)
+    return run_dir.RunDir(workdir).write_summary(summary)
 
 
 @script("rbm_fashion", RBMFashionConfig)

@@ -28,13 +28,11 @@ jdl's convnet_fashion: 0.9254. A second run on all 60,000 training images for 20
 best-validation checkpoint; both figures are from its checkpoints.)
 """
 import dataclasses
-import json
-import os
 from functools import partial
 from typing import Tuple
 
-from jdl.command_line import option
-from jdl.experiment import ExperimentConfig, answer_help
+from jdl.runs.command_line import option
+from jdl.runs.supervised import ExperimentConfig, answer_help
 
 @dataclasses.dataclass
 class Config(ExperimentConfig):
@@ -63,13 +61,12 @@ import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jdl import run_dir  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
 from jdl.data.augment import augment, augmented  # noqa: E402
-from jdl.experiment import build_optimizer, load_data, main, parse_args  # noqa: E402
+from jdl.runs.supervised import build_optimizer, load_data, main  # noqa: E402
 from jdl.losses import accuracy, cross_entropy  # noqa: E402
 from jdl.nn import ResNet, ResNetBlock  # noqa: E402
 from jdl.nn.convolution import Conv  # noqa: E402
-from jdl.parallel import distributed  # noqa: E402
 from jdl.train import Checkpoints, evaluate, init_state, make_eval_step  # noqa: E402
 
 
@@ -108,31 +105,27 @@ def flip_tta_eval_fn(model):
     return eval_fn
 
 
-def evaluate_flip_tta(cfg: Config, workdir: str) -> dict:
+def evaluate_flip_tta(cfg: Config, rd: run_dir.RunDir, summary: dict) -> dict:
     """Test metrics of the run's final checkpoint with flip test-time augmentation, added to
-    its summary.json as 'test_accuracy_flip_tta' and 'test_loss_flip_tta' (the plain
-    'test_accuracy' stays the number without it)."""
+    its ``summary`` (written to summary.json) as 'test_accuracy_flip_tta' and
+    'test_loss_flip_tta' (the plain 'test_accuracy' stays the number without it)."""
     (xtr, _), _, (xte, yte), _ = load_data(cfg)
     model = build_model(cfg)
     template = init_state(model, build_optimizer(cfg, len(xtr) // cfg.batch_size),
                           xtr[: cfg.batch_size], jax.random.PRNGKey(cfg.seed))
-    ckpt = Checkpoints(os.path.join(workdir, "checkpoints"))
+    ckpt = Checkpoints(rd.file("checkpoints"))
     state, _ = ckpt.restore(None, template)
     ckpt.close()
     test = evaluate(make_eval_step(flip_tta_eval_fn(model)), state, {"x": xte, "y": yte},
                     cfg.eval_batch_size)
-    with open(os.path.join(workdir, "summary.json")) as f:
-        summary = json.load(f)
-    summary.update(test_accuracy_flip_tta=test["accuracy"], test_loss_flip_tta=test["loss"],
-                   flip_tta_step=int(state.step))
-    return run_dir.write_summary(workdir, summary)
+    summary = rd.write_summary({**summary, "test_accuracy_flip_tta": test["accuracy"],
+                                "test_loss_flip_tta": test["loss"],
+                                "flip_tta_step": int(state.step)})
+    rd.say(f"resnet_fashion: test accuracy {summary['test_accuracy']:.4f} without, "
+           f"{summary['test_accuracy_flip_tta']:.4f} with flip test-time augmentation")
+    return summary
 
 
 if __name__ == "__main__":
-    summary = main(Config, build_model, "resnet_fashion", description=__doc__,
-                   wrap_grad_fn=wrap_grad_fn)
-    cfg, ns = parse_args(Config, description=__doc__, prog="resnet_fashion")
-    if distributed.is_main_process():
-        summary = evaluate_flip_tta(cfg, ns.workdir or os.path.join("runs", "resnet_fashion"))
-        print(f"resnet_fashion: test accuracy {summary['test_accuracy']:.4f} without, "
-              f"{summary['test_accuracy_flip_tta']:.4f} with flip test-time augmentation")
+    main(Config, build_model, "resnet_fashion", description=__doc__, wrap_grad_fn=wrap_grad_fn,
+         then=evaluate_flip_tta)

@@ -29,16 +29,11 @@ Result here (defaults; 2 cores shared with 2-4 other jobs, 38 min wall for the t
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.data.sequences import ADDING_BASELINE_MSE, adding_problem  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import start  # noqa: E402
-from jdl.sequence_experiment import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import start  # noqa: E402
+from jdl.runs.sequences import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
                                      run_models)
 
 

@@ -26,16 +26,11 @@ Result here (defaults, 10 epochs = 199,680 sequences; 2 loaded cores, 41 min wal
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.data.sequences import copy_baseline, copy_task, copy_vocab_size  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import start  # noqa: E402
-from jdl.sequence_experiment import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import start  # noqa: E402
+from jdl.runs.sequences import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
                                      run_models)
 
 

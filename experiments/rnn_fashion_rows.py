@@ -19,18 +19,13 @@ epoch 14), 1151 s wall.
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from typing import ClassVar
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jdl.data import train_val_split  # noqa: E402
 from jdl.data.sequences import fashion_rows  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import start  # noqa: E402
-from jdl.sequence_experiment import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import start  # noqa: E402
+from jdl.runs.sequences import (SequenceConfig, cells_of, markdown_table,  # noqa: E402
                                      run_models)
 
 

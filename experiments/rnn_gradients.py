@@ -52,20 +52,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
 
 import numpy as np  # noqa: E402
 
 from jdl.data.sequences import adding_problem  # noqa: E402
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import answer_help, start  # noqa: E402
 
 # name -> (cell kind, activation, spectral radius of W_h or None for the default init)
 MODELS = {"tanh": ("elman", "tanh", None), "lstm": ("lstm", None, None),
@@ -152,7 +146,7 @@ def run(cfg: GradientsConfig, workdir: str) -> dict:
     plot_gradient_lags(loss_curves, os.path.join(workdir, "loss_gradient_lags.png"),
                        ylabel="||dE/dX(T-k)||", title="gradient of the adding-problem loss")
     wall = time.perf_counter() - t0
-    return run_dir.write_summary(workdir, {
+    return run_dir.RunDir(workdir).write_summary({
         "experiment": "rnn_gradients", "test": None,
         "test_model": "initial parameters (nothing is trained)", "resumed": False,
         "config": dataclasses.asdict(cfg), "wall_time_s": wall, "models": rows})

@@ -65,17 +65,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import option, script  # noqa: E402
-from jdl.experiment import ACTIVATIONS, answer_help, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import option, script  # noqa: E402
+from jdl.runs.supervised import ACTIVATIONS, answer_help, start  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -206,7 +202,7 @@ def run(cfg: SaddleConfig, workdir: str) -> dict:
                    losses, np.array([r["dense_index"] for r in rows]))} if cfg.dense else {}),
                "wall_time_s": time.perf_counter() - t_start}
     plot(rows, workdir, cfg)
-    return run_dir.write_summary(workdir, summary)
+    return run_dir.RunDir(workdir).write_summary(summary)
 
 
 def spearman(a, b) -> float:
@@ -215,11 +211,11 @@ def spearman(a, b) -> float:
 
 
 def plot(rows, workdir, cfg):
-    from jdl import plots  # noqa: F401  (selects the Agg backend)
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
     loss = [r["loss"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig = plots.figure(figsize=(5.5, 4))
+    ax = fig.subplots()
     for key, style, label in (("index", "o-", "SLQ index (theta < 0)"),
                               ("index_thr", "s-", f"SLQ index (theta < -{cfg.rel_threshold:g} "
                                                    "lambda_max)")):
@@ -237,11 +233,10 @@ def plot(rows, workdir, cfg):
     ax.set_title("index vs loss along training (labels: step)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(workdir, "index_vs_loss.png"), dpi=110)
-    plt.close(fig)
+    plots.save(fig, os.path.join(workdir, "index_vs_loss.png"), dpi=110)
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = plots.figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     steps = [max(r["step"], 1) for r in rows]
     axes[0].plot(steps, [r["lambda_max"] for r in rows], "o-", label="lambda_max (Lanczos)")
     axes[0].plot(steps, [-r["lambda_min"] for r in rows], "s-", label="-lambda_min (Lanczos)")
@@ -267,9 +262,7 @@ def plot(rows, workdir, cfg):
     axes[1].set_title("spectral density of the Hessian")
     axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(workdir, "spectrum.png"), dpi=110)
-    plt.close(fig)
+    plots.save(fig, os.path.join(workdir, "spectrum.png"), dpi=110)
 
 
 @script("saddle_points", SaddleConfig)

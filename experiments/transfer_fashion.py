@@ -2,14 +2,14 @@
 possible to adapt it to another task, using only a SMALL training set"): pretrain a convnet on
 classes 0-4 (T-shirt, trouser, pullover, dress, coat: 30,000 images), then learn classes 5-9
 (sandal, shirt, sneaker, bag, ankle boot) from k labelled images per class, four ways
-(jdl.transfer_experiment): features + logistic regression, new head only, fine-tuned, and the
+(jdl.runs.transfer): features + logistic regression, new head only, fine-tuned, and the
 same network from scratch; seeds 0..S-1 draw the k labels per class.
 
     python experiments/transfer_fashion.py --workdir runs/transfer_fashion
     python experiments/transfer_fashion.py --dataset digits --pretrain-epochs 1 --steps 5 \\
         --seeds 1 --labels 5 --curve-labels 2,5 --val-per-class 5 --num-filters 4   # smoke
 
-Network (jdl.transfer_experiment.source_model): a ResNet-14 (jdl.nn.ResNet, basic blocks,
+Network (jdl.runs.transfer.source_model): a ResNet-14 (jdl.nn.ResNet, basic blocks,
 'cifar' stem, stages of 2 blocks with 16/32/64 filters, global average pool 'pool', dense
 head; 174k parameters), pretrained on the 30,000 source images by SGD (Nesterov momentum 0.9,
 lr 0.1 cosine, L2 2.5e-4, batches of 128) for 8 epochs, with random crops (padding 2) and
@@ -61,15 +61,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jdl import run_dir  # noqa: E402
-from jdl.experiment import answer_help  # noqa: E402
-from jdl.transfer_config import ARMS, TransferConfig  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.supervised import answer_help  # noqa: E402
+from jdl.runs.transfer_config import ARMS, TransferConfig  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -95,7 +91,7 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 
 from jdl.data import class_subset, per_class_sample  # noqa: E402
 from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (append_record, features_arm, load_records,  # noqa: E402
+from jdl.runs.transfer import (append_record, features_arm, load_records,  # noqa: E402
                                      normalized, plot_vs_labels, prepare, run_signature, score,
                                      script_main, summarize, train_arm)
 
@@ -158,7 +154,7 @@ def run(cfg: Config, workdir: str) -> dict:
         summary["finetune_minus_scratch"] = (
             table["finetune"][str(cfg.labels)]["test_accuracy"]["mean"]
             - table["scratch"][str(cfg.labels)]["test_accuracy"]["mean"])
-    summary = run_dir.write_summary(workdir, summary)
+    summary = run_dir.RunDir(workdir).write_summary(summary)
     styles = {"finetune": ("C0", "o", "fine-tuned"), "scratch": ("C3", "s", "from scratch"),
               "head": ("C2", "^", "new head only"),
               "features": ("C1", "D", "features + log. reg.")}

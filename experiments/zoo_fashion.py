@@ -9,7 +9,7 @@ parameters, test accuracy and time per epoch.
 Recipe (every architecture alike, nothing tuned per model): Adam, learning rate 1e-3 with cosine
 decay, batches of 64, ``epochs`` passes over ``max_train_examples`` training images (a seeded
 random subset of the 60,000; pixels normalised by its mean and standard deviation), then the
-10,000 test images; each model is one jdl.experiment run in <workdir>/<arch>/ (config, metrics,
+10,000 test images; each model is one jdl.runs.supervised run in <workdir>/<arch>/ (config, metrics,
 checkpoints, learning curves, first-layer filters). Time per epoch is the measured training time
 (compilation excluded) scaled to a full epoch of the 60,000 training images:
 60,000 / (training samples per second).
@@ -40,18 +40,13 @@ weights, and later versions added batch norm).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
 import time
 from functools import partial
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jdl import run_dir  # noqa: E402
-from jdl.command_line import script  # noqa: E402
-from jdl.experiment import ExperimentConfig, start  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
+from jdl.runs.command_line import script  # noqa: E402
+from jdl.runs.supervised import ExperimentConfig, start  # noqa: E402
 
 # name -> what it is, cheapest first (the constructors: zoo())
 WHAT = {
@@ -104,17 +99,15 @@ def table_markdown(rows: list[dict]) -> str:
 
 @script("zoo_fashion", Config)
 def main(argv=None) -> list[dict]:
-    """The command line: each architecture one jdl.experiment run in <workdir>/<arch>/; with
+    """The command line: each architecture one jdl.runs.supervised run in <workdir>/<arch>/; with
     --resume, the architectures in summary.json are kept, an interrupted one resumes."""
-    from jdl.experiment import run
+    from jdl.runs.supervised import run
 
     t_start = time.perf_counter()
     cfg, ns = start(Config, "zoo_fashion", argv, __doc__)
-    workdir = ns.workdir
-    done = {}
-    if ns.resume and os.path.exists(os.path.join(workdir, "summary.json")):
-        with open(os.path.join(workdir, "summary.json")) as f:
-            done = {r["arch"]: r for r in json.load(f)["rows"]}
+    workdir, rd = ns.workdir, ns.run_dir
+    stored = rd.read_summary() if ns.resume else None
+    done = {r["arch"]: r for r in stored["rows"]} if stored else {}
     builders, rows = zoo(), []
     for arch in cfg.archs:
         if arch in done:
@@ -130,14 +123,13 @@ def main(argv=None) -> list[dict]:
                      "samples_per_s": s["samples_per_s"], "wall_time_s": s["wall_time_s"]})
         print(f"{arch}: {s['num_params']:,} params, test accuracy {s['test_accuracy']:.4f}, "
               f"{rows[-1]['seconds_per_epoch']:.0f} s per 60k-image epoch", flush=True)
-        run_dir.write_summary(workdir, {
+        rd.write_summary({
             "experiment": "zoo_fashion", "test": None, "resumed": ns.resume,
             "test_model": "no single test model: each architecture's under rows (its run's "
                           "test model in <workdir>/<arch>/summary.json)",
             "config": dataclasses.asdict(cfg), "rows": rows,
             "wall_time_s": time.perf_counter() - t_start})
-    with open(os.path.join(workdir, "zoo_table.md"), "w") as f:
-        f.write(table_markdown(rows))
+    rd.write_text("zoo_table.md", table_markdown(rows))
     print(table_markdown(rows))
     return rows
 

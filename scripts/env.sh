@@ -10,10 +10,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-  echo "[jdl] installing jdl and its dependencies (jax, flax, optax, orbax, scikit-learn," \
-       "matplotlib, ...) into $VENV; the first time takes a few minutes"
+  echo "[jdl] installing jdl with its experiments and test extras (jax, flax, optax, orbax," \
+       "matplotlib, scikit-learn, pytest, ...) into $VENV; the first time takes a few minutes"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q --progress-bar on -e "$ROOT[test]"
+  "$VENV/bin/python" -m pip install -q --progress-bar on -e "$ROOT[experiments,test]"
   touch "$STAMP"
   echo "[jdl] installed"
 fi

@@ -92,6 +92,5 @@ def main(pid: int, nproc: int, port: int, workdir: str, local_devices: int = 2) 
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     a = sys.argv[1:]
     main(int(a[0]), int(a[1]), int(a[2]), a[3], int(a[4]) if len(a) > 4 else 2)

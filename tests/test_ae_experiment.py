@@ -4,18 +4,16 @@ the code-space scores against brute-force scikit-learn neighbours, the acceptanc
 the command line. No Fashion-MNIST, no training."""
 from __future__ import annotations
 
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import jax  # noqa: E402
 
-from experiments import ae_fashion as exp  # noqa: E402
-from jdl.experiment import parse_args  # noqa: E402
+from experiment_scripts import load  # noqa: E402
+from jdl.runs.supervised import parse_args  # noqa: E402
+
+exp = load("ae_fashion")
 
 
 def low_rank_data(n=400, d=30, rank=6, seed=0):

@@ -191,7 +191,8 @@ def test_resnet_fashion_script_trains_and_resumes_on_digits(tmp_path):
     args = [sys.executable, "experiments/resnet_fashion.py", "--dataset", "digits", "--epochs",
             "1", "--stage-sizes", "1", "--num-filters", "4", "--pad", "1", "--workdir",
             str(tmp_path), "--no-progress", "--max-train-examples", "256"]
-    out = subprocess.run(args, cwd=root, capture_output=True, text=True)
+    from experiment_scripts import ENV
+    out = subprocess.run(args, cwd=root, capture_output=True, text=True, env=ENV)
     assert out.returncode == 0, out.stderr[-2000:]
     s = json.load(open(tmp_path / "summary.json"))
     assert 0 <= s["test_accuracy"] <= 1 and 0 <= s["test_accuracy_flip_tta"] <= 1

@@ -1,20 +1,18 @@
 """Smoke runs of the lecture-claim scripts (experiments/saddle_points.py, rbm_energy_2d.py,
 canonical_form.py) at tiny settings, in-process into a tmp workdir: the summary.json schema
-(jdl.run_dir), the facts each figure rests on checked against what is recorded beside it, and
+(jdl.runs.run_dir), the facts each figure rests on checked against what is recorded beside it, and
 the refusal of a second run in the same workdir."""
 from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 from scipy import stats
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jdl import run_dir  # noqa: E402
+from experiment_scripts import load  # noqa: E402
+from jdl.runs import run_dir  # noqa: E402
 
 
 def _run(main, argv, tmp_path, capsys):
@@ -42,7 +40,7 @@ def _run(main, argv, tmp_path, capsys):
 
 
 def test_saddle_points_lanczos_extremes_are_the_dense_hessians(tmp_path, capsys):
-    from experiments.saddle_points import main
+    main = load("saddle_points").main
     s = _run(main, ["--steps", "5", "--hidden", "4", "--k", "30", "--probes", "2"],
              tmp_path, capsys)
     assert s["experiment"] == "saddle_points" and s["test"] is None
@@ -70,7 +68,9 @@ def test_saddle_points_lanczos_extremes_are_the_dense_hessians(tmp_path, capsys)
 
 
 def test_rbm_energy_2d_free_energy_lowest_at_the_centres(tmp_path, capsys):
-    from experiments.rbm_energy_2d import Energy2DConfig, centres, main, sample_mixture
+    script = load("rbm_energy_2d")
+    Energy2DConfig, centres, main, sample_mixture = (
+        script.Energy2DConfig, script.centres, script.main, script.sample_mixture)
     argv = ["--hidden", "8", "--n-train", "1000", "--n-test", "200", "--epochs", "40",
             "--batch-size", "100", "--k", "5", "--learning-rate", "0.05", "--chains", "100",
             "--gibbs-steps", "50"]
@@ -97,7 +97,8 @@ def test_rbm_energy_2d_free_energy_lowest_at_the_centres(tmp_path, capsys):
 
 
 def test_canonical_form_delayed_student_learns_the_teacher(tmp_path, capsys):
-    from experiments.canonical_form import CanonicalConfig, main, make_data
+    script = load("canonical_form")
+    CanonicalConfig, main, make_data = script.CanonicalConfig, script.main, script.make_data
     argv = ["--n-train", "200", "--n-test", "50", "--T", "10", "--epochs", "25",
             "--batch-size", "20", "--learning-rate", "0.03"]
     s = _run(main, argv, tmp_path, capsys)

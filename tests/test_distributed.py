@@ -21,8 +21,7 @@ from jdl.parallel import distributed
 from jdl.train import Checkpoints, read_metrics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import distributed_checks as dc  # noqa: E402
+import distributed_checks as dc  # noqa: E402  (tests/ is on sys.path under pytest)
 
 TOL = 1e-5
 NPROC = 2

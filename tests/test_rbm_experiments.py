@@ -2,15 +2,12 @@
 completion mask, checked against direct constructions."""
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiment_scripts import load
 
-from experiments.rbm_digits import nudge  # noqa: E402
-from experiments.rbm_fashion import completion_mask  # noqa: E402
+nudge = load("rbm_digits").nudge
+completion_mask = load("rbm_fashion").completion_mask
 
 
 def shifted(img, dy, dx):

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from experiment_scripts import load  # noqa: E402
+from jdl.runs import supervised as experiment  # noqa: E402
+from jdl.runs.run_dir import RunDir  # noqa: E402
 
-from experiments import quickstart  # noqa: E402
-from jdl import experiment  # noqa: E402
+quickstart = load("quickstart")
 
 TINY = ["--dataset", "digits", "--epochs", "1", "--max-train-examples", "64", "--batch-size",
         "32", "--hidden", "8", "--no-progress", "--log-every", "1"]
@@ -231,7 +232,7 @@ def test_documented_choices_are_the_librarys():
     from jdl import optim
     from jdl.nn.activations import ACTIVATIONS
     from jdl.nn.recurrent import SequenceModel
-    from jdl.sequence_experiment import CELLS
+    from jdl.runs.sequences import CELLS
     assert set(experiment.ACTIVATIONS) == set(ACTIVATIONS)
     for name in experiment.SCHEDULES:
         optim.make_schedule(name, 0.1, total_steps=10, decay=0.1)
@@ -281,7 +282,7 @@ def test_quickstart_three_times_with_the_data_installed_in_between(tmp_path):
 
 
 def test_filter_plot_says_how_many_units_it_shows(tmp_path):
-    from jdl.plots import filter_images, filters_title
+    from jdl.runs.plots import filter_images, filters_title
     kernel = np.random.default_rng(0).normal(size=(64, 256)).astype(np.float32)
     assert len(filter_images(kernel, (8, 8))) == 64
     assert filters_title("quickstart", 64, kernel.shape[-1]) == \
@@ -290,9 +291,9 @@ def test_filter_plot_says_how_many_units_it_shows(tmp_path):
 
 
 def test_run_dir_rules_without_training(tmp_path):
-    """jdl.run_dir on hand-made folders: what counts as a run, the hint of scripts that write no
+    """jdl.runs.run_dir on hand-made folders: what counts as a run, the hint of scripts that write no
     checkpoints, --overwrite removing only what runs write, the summary schema."""
-    from jdl import run_dir
+    from jdl.runs import run_dir
     work = tmp_path / "w"
     (work / "lstm" / "checkpoints" / "last").mkdir(parents=True)   # a model of a multi-model run
     (work / "notes.txt").write_text("mine")
@@ -303,17 +304,61 @@ def test_run_dir_rules_without_training(tmp_path):
     assert "--resume" not in str(e.value) and "--overwrite" in str(e.value)
     assert run_dir.check(str(work), {"epochs": 2, "hidden": (8,)}, resume=True,
                          resumable={"epochs"}) == {"epochs": 1, "hidden": [8]}
-    run_dir.begin(str(work), {"epochs": 3}, overwrite=True)
+    rd = run_dir.RunDir(str(work))
+    rd.begin({"epochs": 3}, overwrite=True)
     assert sorted(os.listdir(work)) == ["config.json", "notes.txt"]
     with pytest.raises(ValueError, match="test_model"):
-        run_dir.write_summary(str(work), {"experiment": "x", "test": None, "resumed": False,
-                                          "wall_time_s": 1.0})
-    s = run_dir.write_summary(str(work), {"experiment": "x", "test": {"accuracy": 0.5},
-                                          "test_model": "final state", "resumed": False,
-                                          "wall_time_s": 1.0})
+        rd.write_summary({"experiment": "x", "test": None, "resumed": False, "wall_time_s": 1.0})
+    s = rd.write_summary({"experiment": "x", "test": {"accuracy": 0.5},
+                          "test_model": "final state", "resumed": False, "wall_time_s": 1.0})
     assert json.load(open(work / "summary.json")) == s
     assert s["test_accuracy"] == 0.5 and s["test_loss"] is None and s["schema"] == "jdl.summary/1"
     old = tmp_path / "old"   # a run of an earlier version stored 'auto' and what it resolved to
     old.mkdir()
     (old / "config.json").write_text(json.dumps({"dataset": "auto", "resolved_dataset": "digits"}))
     assert run_dir.read_config(str(old))["dataset"] == "digits"
+
+
+def test_only_the_main_process_writes_the_run_directory(tmp_path):
+    """RunDir's main-process rule: another process (main=False) validates the summary and
+    returns the same record, but writes no file, draws no figure and prints nothing."""
+    summary = {"experiment": "x", "test": {"loss": 1.5}, "test_model": "final state",
+               "resumed": False, "wall_time_s": 2.0}
+    drawn = []
+    written = {}
+    for main in (True, False):
+        rd = RunDir(str(tmp_path / str(main)), main=main)
+        rd.begin({"epochs": 1})
+        written[main] = rd.write_summary(summary)
+        rd.write_text("table.md", "| a |")
+        rd.plot(lambda values, path: drawn.append((values, path)), "curve.png", [1, 2])
+        assert rd.sub("cell").main is main
+    assert written[True] == written[False] and written[False]["test_loss"] == 1.5
+    assert sorted(os.listdir(tmp_path / "True")) == ["config.json", "summary.json", "table.md"]
+    assert not (tmp_path / "False").exists()
+    assert drawn == [([1, 2], str(tmp_path / "True" / "curve.png"))]
+    assert RunDir(str(tmp_path / "True")).read_summary() == written[True]
+
+
+def test_the_run_layer_imports_neither_jax_nor_matplotlib_and_draws_without_pyplot(tmp_path):
+    """Importing jdl.runs (and its command line, run directory, runners and plots) starts
+    neither JAX nor matplotlib; a figure is then drawn by matplotlib's object API: the PNG is
+    written, pyplot is never imported and the backend is left as it was."""
+    code = f"""
+import sys
+import jdl.runs, jdl.runs.command_line, jdl.runs.run_dir, jdl.runs.supervised
+import jdl.runs.sequences, jdl.runs.transfer_config, jdl.runs.plots
+print(sorted(m for m in ("jax", "matplotlib") if m in sys.modules))
+from jdl.runs import plots
+plots.plot_learning_curves([{{"epoch": 1, "train_loss": 1.0}}, {{"epoch": 2, "train_loss": 0.5}}],
+                           {str(tmp_path / "lc.png")!r}, "t")
+plots.plot_image_grid([[[0.0, 1.0]]] * 3, {str(tmp_path / "g.png")!r}, cols=2)
+print("matplotlib.pyplot" in sys.modules)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["PYTHONPATH"] = ROOT
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:2] == ["[]", "False"]
+    for name in ("lc.png", "g.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""The sequence experiments' runner (jdl.sequence_experiment) and scripts, on tiny data: one-hot
+"""The sequence experiments' runner (jdl.runs.sequences) and scripts, on tiny data: one-hot
 tokens inside the step equal one-hot data, the learning rules that share a gradient train to
 the same parameters through the runner, the copy task's recall metric against a count by hand,
 the n-gram table against NGramModel, and each script's command line end to end."""
@@ -7,22 +7,22 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from experiments import char_lm, rnn_adding, rnn_copy  # noqa: E402
 from jdl.data.sequences import adding_problem, copy_task  # noqa: E402
 from jdl.nn.recurrent import SequenceModel  # noqa: E402
 from jdl.rnn import bptt  # noqa: E402
-from jdl.sequence_experiment import (SequenceConfig, first_below, one_hot_inputs,  # noqa: E402
-                                     run_sequences, updates_per_batch)
+from jdl.runs.sequences import (SequenceConfig, first_below, one_hot_inputs,  # noqa: E402
+                                run_sequences, updates_per_batch)
+
+from experiment_scripts import load  # noqa: E402
+
+char_lm, rnn_adding, rnn_copy = load("char_lm"), load("rnn_adding"), load("rnn_copy")
 
 
 def test_one_hot_inputs_equals_training_on_one_hot_data():

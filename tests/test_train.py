@@ -22,6 +22,7 @@ from jdl.train import (CheckpointError, Checkpoints, DataError, NonFiniteError, 
                        evaluate_fn, fit, init_state, make_eval_step, make_train_step, read_metrics)
 
 from conftest import tree_max_abs_diff
+from experiment_scripts import ENV, load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -156,13 +157,13 @@ def test_invalid_fit_arguments_are_refused(digits_small, kw, msg):
     ("l2", -1e-4, "l2 must be >= 0"),
 ])
 def test_invalid_experiment_config_is_refused_at_startup(field, value, msg):
-    sys.path.insert(0, ROOT)
-    from experiments.mlp_fashion import Config
+    Config = load("mlp_fashion").Config
     cfg = Config(**{field: value})
     with pytest.raises(ValueError, match=msg):
         cfg.validate()
     out = subprocess.run([sys.executable, "experiments/mlp_fashion.py", f"--{field.replace('_', '-')}",
-                          str(value), "--workdir", os.devnull], cwd=ROOT, capture_output=True, text=True)
+                          str(value), "--workdir", os.devnull], cwd=ROOT, capture_output=True, text=True,
+                         env=ENV)
     assert out.returncode != 0 and msg.replace("\\", "") in out.stderr
 
 
@@ -211,7 +212,6 @@ def test_early_stopping(digits_small):
 WORKER = textwrap.dedent("""
     import os, signal, sys, json, time
     import numpy as np, jax
-    sys.path.insert(0, {tests!r})
     from jdl.data import digits, fit_normalizer
     from jdl.nn import MLP
     from jdl.optim import sgd, make_schedule
@@ -238,7 +238,7 @@ WORKER = textwrap.dedent("""
                 eval_step=make_eval_step(evaluate_fn(model)), val_data=val, seed=1,
                 workdir=workdir, checkpoint_every=7, log_every=5, resume=resume,
                 on_step=on_step, progress=False)
-    except TrainingInterrupted as e:   # what a command line does (jdl.experiment)
+    except TrainingInterrupted as e:   # what a command line does (jdl.runs.supervised)
         print(e, file=sys.stderr)
         sys.exit(e.exit_code)
     np.savez(os.path.join(workdir, "final.npz"),
@@ -251,7 +251,7 @@ def worker_command(tmp_path, workdir, kill_at, resume, pause=None) -> list:
     """The command line of WORKER (written into tmp_path) training into ``workdir``."""
     script = tmp_path / "worker.py"
     if not script.exists():
-        script.write_text(WORKER.format(tests=os.path.dirname(__file__)))
+        script.write_text(WORKER.format())
     return [sys.executable, str(script), str(workdir), str(kill_at), resume] + (
         [] if pause is None else [str(pause)])
 
@@ -339,7 +339,7 @@ def test_batch_norm_statistics_are_threaded_through_model_state(digits_small):
 def test_quickstart_experiment_writes_its_outputs(tmp_path):
     out = subprocess.run([sys.executable, "experiments/quickstart.py", "--dataset", "digits",
                           "--epochs", "3", "--workdir", str(tmp_path), "--no-progress"],
-                         cwd=ROOT, capture_output=True, text=True)
+                         cwd=ROOT, capture_output=True, text=True, env=ENV)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "quickstart: test accuracy" in out.stdout
     s = json.load(open(tmp_path / "summary.json"))
@@ -394,7 +394,7 @@ def test_experiment_run_starts_from_given_initial_params(tmp_path):
     # zero weights and an output bias favouring class 3 predict 3 everywhere; with a vanishing
     # learning rate the test accuracy is then the test set's share of class 3
     from jdl.data import digits as digits_data
-    from jdl.experiment import ExperimentConfig, run
+    from jdl.runs.supervised import ExperimentConfig, run
     from jdl.nn import MLP
     cfg = ExperimentConfig(dataset="digits", epochs=1, learning_rate=1e-30, batch_size=64,
                            val_fraction=0.0, log_every=10)

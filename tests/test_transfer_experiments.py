@@ -1,19 +1,16 @@
-"""The transfer experiments' runner (jdl.transfer_experiment) and smoke runs of
+"""The transfer experiments' runner (jdl.runs.transfer) and smoke runs of
 transfer_fashion and pose_regression on scikit-learn's digits."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from experiment_scripts import load  # noqa: E402
 from jdl.transfer import cut  # noqa: E402
-from jdl.transfer_experiment import (TransferConfig, logistic_regression,  # noqa: E402
+from jdl.runs.transfer import (TransferConfig, logistic_regression,  # noqa: E402
                                      source_classifier, train_arm, train_steps)
 
 TINY = dict(dataset="digits", backbone="bnconvnet", features=(4, 8), pretrain_epochs=1,
@@ -98,8 +95,7 @@ def test_logistic_regression_picks_c_by_validation_accuracy():
      "finetune_over_scratch_error"),
 ])
 def test_script_smoke(tmp_path, script, args, key):
-    import importlib
-    mod = importlib.import_module(f"experiments.{script}")
+    mod = load(script)
     flags = ["--dataset", "digits", "--backbone", "bnconvnet", "--features", "4,8",
              "--pretrain-epochs", "1",
              "--steps", "3", "--seeds", "1", "--workdir", str(tmp_path)] + args
@@ -119,7 +115,7 @@ def test_script_smoke(tmp_path, script, args, key):
 
 
 def test_zoo_fashion_smoke_writes_the_table(tmp_path):
-    from experiments import zoo_fashion
+    zoo_fashion = load("zoo_fashion")
     rows = zoo_fashion.main(["--dataset", "digits", "--archs", "lenet5", "--max-train-examples",
                              "256", "--workdir", str(tmp_path), "--no-progress"])
     assert [r["arch"] for r in rows] == ["lenet5"] and rows[0]["num_params"] > 0
@@ -140,7 +136,7 @@ def test_zoo_fashion_smoke_writes_the_table(tmp_path):
 
 def test_augmentation_is_what_the_config_asks():
     from jdl.data.augment import AUGMENT_STREAM, augment
-    from jdl.transfer_experiment import with_augmentation
+    from jdl.runs.transfer import with_augmentation
 
     def grad_fn(params, model_state, batch, rng):   # returns the images it was given
         return batch["x"], model_state, {}
@@ -156,13 +152,13 @@ def test_augmentation_is_what_the_config_asks():
 
 
 def test_pose_regression_refuses_flips():
-    from experiments.pose_regression import Config
+    Config = load("pose_regression").Config
     with pytest.raises(ValueError, match="augment_flip"):
         Config(augment_flip=True).validate()
 
 
 def test_pose_targets_are_the_scaled_angles_of_the_rotated_images():
-    from experiments.pose_regression import rotated
+    rotated = load("pose_regression").rotated
     from jdl.data import fit_normalizer
     from jdl.data.rotation import rotate
     imgs = np.random.default_rng(0).integers(0, 256, (6, 10, 10, 1)).astype(np.uint8)

@@ -12,9 +12,9 @@ from jdl.data.split import train_val_split
 
 def load(split: str = "train", test_fraction: float = 0.2, seed: int = 0) -> Split:
     """Images (N, 8, 8, 1) as uint8 in 0..16 and int32 labels; a fixed, seeded train/test split."""
-    from sklearn.datasets import load_digits
+    from jdl.extras import require
 
-    d = load_digits()
+    d = require("sklearn.datasets", "the digits data set").load_digits()
     x = d.images.astype(np.uint8)[..., None]
     y = d.target.astype(np.int32)
     (xtr, ytr), (xte, yte) = train_val_split(x, y, test_fraction, seed=seed)

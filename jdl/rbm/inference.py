@@ -151,7 +151,7 @@ def hidden_weight_images(params, image_shape, n: int | None = None):
     """The receptive fields of the first ``n`` hidden units (all by default): column j of W,
     the weights w_.j from every visible unit to hidden unit j, reshaped to ``image_shape``
     (e.g. (28, 28)). Returns (n, *image_shape); plot them with a diverging colour map centred
-    on 0 (e.g. ``jdl.plots``)."""
+    on 0 (e.g. ``jdl.runs.plots``)."""
     n_visible, n_hidden = layer_sizes(params)
     image_shape = tuple(int(s) for s in image_shape)
     size = 1

@@ -260,10 +260,12 @@ def plot_gradient_lags(results: dict, path: str, title: str = "",
                        references: dict | None = None) -> None:
     """Lag curves on a log-scale y axis, one line per entry of ``results`` ({name: values for
     k = 1..K}); ``references`` ({name: rho}) adds dashed rho^k guides. Non-positive or
-    non-finite values are left out. PNG at ``path`` (matplotlib, Agg, jdl.plots' style)."""
-    from jdl.plots import plt  # sets the Agg backend
+    non-finite values are left out. PNG at ``path`` (matplotlib's object API: no pyplot, no
+    backend switched)."""
+    from jdl.extras import require
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = require("matplotlib.figure", "figures").Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     kmax = 1
     for name, curve in results.items():
         y = np.asarray(curve, np.float64)
@@ -285,4 +287,3 @@ def plot_gradient_lags(results: dict, path: str, title: str = "",
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -31,7 +31,8 @@ class MetricsLogger:
 
     def _writer(self):
         if self._tb is None and self._tensorboard and self._file is not None:
-            from tensorboardX import SummaryWriter
+            from jdl.extras import require
+            SummaryWriter = require("tensorboardX", "TensorBoard events").SummaryWriter
             self._tb = SummaryWriter(os.path.join(self.workdir, "tb"))
         return self._tb
 

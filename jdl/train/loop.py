@@ -67,9 +67,8 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-from tqdm.auto import tqdm
-
 from jdl.data.batching import batch_indices, check_batch_size, padded_batches
+from jdl.extras import progress_bar, write_line
 from jdl.parallel import PER_EXAMPLE, DataParallel, GatheredSteps, distributed, gather
 from jdl.train.guards import check_dataset, check_labels, spec_of
 from jdl.train.interrupt import StopSignals, TrainingInterrupted
@@ -226,7 +225,7 @@ def _close_epoch(loop: dict, record: dict, monitor, mode, patience) -> tuple[boo
 
 def _say(text: str, enabled: bool) -> None:
     if enabled:
-        tqdm.write(text, file=sys.stdout)
+        write_line(text, file=sys.stdout)
         sys.stdout.flush()
 
 
@@ -441,7 +440,7 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
             if loop["stopped_early"]:
                 break
             first = run.step - epoch * spe
-            run.bar = tqdm(total=spe, initial=first, desc=f"epoch {epoch + 1}/{epochs}",
+            run.bar = progress_bar(total=spe, initial=first, desc=f"epoch {epoch + 1}/{epochs}",
                            disable=not (progress and main and sys.stderr.isatty()),
                            leave=False, dynamic_ncols=True)
             train_time += _train_epoch(run, steps, batch_indices(n, batch_size, seed, epoch),

@@ -40,7 +40,7 @@ from jdl import optim
 from jdl.data import class_subset, digits, fashion_mnist, fit_normalizer
 from jdl.data.augment import augment, augmented
 from jdl.nn import BNConvNet, ResNet, ResNetBlock
-from jdl.transfer_config import ARMS, TransferConfig  # noqa: F401  (re-exported)
+from jdl.runs.transfer_config import ARMS, TransferConfig  # noqa: F401  (re-exported)
 from jdl.train import (backprop, create_state, evaluate, evaluate_fn, fit, init_state,
                        make_eval_step, make_train_step)
 from jdl.transfer import (TransferModel, extract_features, group_optimizer, init_transfer,
@@ -188,8 +188,9 @@ def logistic_regression(train_features, train_y, val_features, val_y,
     """scikit-learn's multinomial LogisticRegression on standardised features, its inverse
     regularisation C chosen among ``cs`` by validation accuracy; returns (classifier, scaler,
     C, validation accuracy)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    from jdl.extras import require
+    LogisticRegression = require("sklearn.linear_model", "the features arm").LogisticRegression
+    StandardScaler = require("sklearn.preprocessing", "the features arm").StandardScaler
 
     scaler = StandardScaler().fit(train_features)
     ftr, fva = scaler.transform(train_features), scaler.transform(val_features)
@@ -237,7 +238,7 @@ def prepare(cfg: TransferConfig, workdir: str) -> Source:
     ``cfg.pretrained``) the source classifier into workdir/pretrain; print its test accuracy
     on the test images of the source classes."""
     cfg.validate()
-    os.makedirs(workdir, exist_ok=True)   # its config.json: jdl.experiment.start's
+    os.makedirs(workdir, exist_ok=True)   # its config.json: jdl.runs.supervised.start's
     train, test, _ = load_images(cfg)
     (xs, ys), norm = source_data(cfg, train)
     xs = normalized(norm, xs)
@@ -267,11 +268,10 @@ def plot_vs_labels(table: dict, metric: str, styles: dict, path: str, xlabel: st
                    ylabel: str, title: str) -> None:
     """``metric`` of each arm of ``table`` (summarize's) against the label count, log x: the
     mean as a line, each seed a dot; ``styles``: {arm: (color, marker, legend label)}."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from jdl.runs import plots
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig = plots.figure(figsize=(6, 4.2))
+    ax = fig.subplots()
     for arm, (color, marker, label) in styles.items():
         if arm not in table:
             continue
@@ -285,19 +285,17 @@ def plot_vs_labels(table: dict, metric: str, styles: dict, path: str, xlabel: st
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plots.save(fig, path, dpi=120)
 
 
 def script_main(config_cls, run: Callable, name: str, metric: str, argv=None,
                 description: str = "") -> dict:
     """Command line of a transfer script: flags from ``config_cls``, the workdir checked and
-    its config.json written by jdl.experiment.start (default workdir runs/<name>; --resume
+    its config.json written by jdl.runs.supervised.start (default workdir runs/<name>; --resume
     continues a run: the scripts skip the finished runs of their records), ``run(cfg, workdir)``, then the mean ``metric`` per arm and label count printed as JSON;
-    returns the summary. Errors are one line (jdl.command_line.command)."""
-    from jdl.command_line import command
-    from jdl.experiment import start
+    returns the summary. Errors are one line (jdl.runs.command_line.command)."""
+    from jdl.runs.command_line import command
+    from jdl.runs.supervised import start
 
     with command(name, config_cls, argv):
         cfg, ns = start(config_cls, name, argv, description)

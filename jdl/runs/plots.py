@@ -1,13 +1,28 @@
-"""PNG figures for runs: learning curves and first-layer filters (matplotlib, Agg backend)."""
+"""PNG figures for runs: learning curves, first-layer filters, image grids.
+
+Drawn with matplotlib's object API (``matplotlib.figure.Figure``, saved by the Agg canvas):
+nothing here touches pyplot or switches the backend, so importing or calling it from a
+notebook leaves the notebook's backend alone. matplotlib is imported on first use (the
+``experiments`` extra, jdl.extras).
+"""
 from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def figure(**kw):
+    """A new ``matplotlib.figure.Figure(**kw)`` outside pyplot (no backend, no global state):
+    draw with ``fig.subplots(...)``, write with :func:`save`."""
+    from jdl.extras import require
+    return require("matplotlib.figure", "figures").Figure(**kw)
+
+
+def save(fig, path: str, dpi: int = 110) -> None:
+    """Lay out ``fig`` and write it to ``path`` (the format from its suffix; no pyplot)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
 
 
 def plot_learning_curves(history: list[dict], path: str, title: str = "") -> None:
@@ -15,7 +30,8 @@ def plot_learning_curves(history: list[dict], path: str, title: str = "") -> Non
     epochs = [r["epoch"] for r in history]
     groups = [("loss", "loss"), ("accuracy", "accuracy")]
     groups = [(g, lab) for g, lab in groups if any(f"train_{g}" in r or f"val_{g}" in r for r in history)]
-    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.6), squeeze=False)
+    fig = figure(figsize=(5 * len(groups), 3.6))
+    axes = fig.subplots(1, len(groups), squeeze=False)
     for ax, (g, lab) in zip(axes[0], groups):
         for split, style in (("train", "-o"), ("val", "-s")):
             key = f"{split}_{g}"
@@ -27,9 +43,7 @@ def plot_learning_curves(history: list[dict], path: str, title: str = "") -> Non
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def filter_images(kernel, input_shape=None, max_filters: int = 64) -> np.ndarray:
@@ -68,7 +82,8 @@ def plot_filters(kernel, path: str, input_shape=None, max_filters: int = 64, tit
     title = filters_title(title, n, int(np.shape(kernel)[-1]))
     cols = min(n, 8)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1 + 0.4), squeeze=False)
+    fig = figure(figsize=(cols * 1.1, rows * 1.1 + 0.4))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img in zip(axes.ravel(), imgs):
@@ -76,9 +91,7 @@ def plot_filters(kernel, path: str, input_shape=None, max_filters: int = 64, tit
         ax.imshow(img, cmap="gray", vmin=-m, vmax=m, interpolation="nearest")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_image_grid(images, path: str, cols: int = 10, title: str = "",
@@ -92,8 +105,8 @@ def plot_image_grid(images, path: str, cols: int = 10, title: str = "",
         raise ValueError(f"images must have shape (n, h, w), got {imgs.shape}")
     n = len(imgs)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9 + (0.9 if row_labels else 0),
-                                                  rows * 0.9 + 0.45), squeeze=False)
+    fig = figure(figsize=(cols * 0.9 + (0.9 if row_labels else 0), rows * 0.9 + 0.45))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -106,6 +119,4 @@ def plot_image_grid(images, path: str, cols: int = 10, title: str = "",
             axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path, dpi=100)

@@ -3,7 +3,7 @@ from the field's documented meaning, and errors as one line.
 
 A config field documents itself with :func:`option` (``dataclasses.field`` metadata: ``help``,
 ``choices``, ``low`` (smallest allowed value), ``resumable`` (may change when a run is resumed,
-see jdl.run_dir)); a subclass that only changes a default (``epochs: int = 40``) keeps the
+see jdl.runs.run_dir)); a subclass that only changes a default (``epochs: int = 40``) keeps the
 documentation of the class it overrides. A field without metadata takes its help from the
 ``# comment`` after it in the class source. A config class hides fields its script does not
 use by listing them in ``UNUSED`` (a ClassVar): they get no option.

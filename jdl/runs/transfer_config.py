@@ -1,12 +1,12 @@
 """The transfer experiments' settings (experiments/transfer_fashion.py,
-experiments/pose_regression.py), apart from jdl.transfer_experiment so that a script's --help
+experiments/pose_regression.py), apart from jdl.runs.transfer so that a script's --help
 imports no JAX."""
 from __future__ import annotations
 
 import dataclasses
 from typing import Optional
 
-from jdl.command_line import option
+from jdl.runs.command_line import option
 
 ARMS = ("features", "head", "finetune", "scratch")
 

@@ -6,7 +6,7 @@ models) has a summary.json, a metrics.jsonl or a non-empty checkpoints/ folder. 
 given such a workdir either
 
 - resumes it (``resume=True``, ``--resume``): the stored config.json is compared with the new
-  config field by field; only the resumable fields may differ (jdl.command_line.field_meta:
+  config field by field; only the resumable fields may differ (jdl.runs.command_line.field_meta:
   RESUMABLE_ALWAYS and fields declared ``resumable``), any other difference is refused naming
   each field and both values;
 - replaces it (``overwrite=True``, ``--overwrite``): the run's files are deleted when the new
@@ -14,10 +14,12 @@ given such a workdir either
 - or is refused, before anything is written, in one line saying what to type.
 
 ``--resume`` on a workdir that holds no run is refused too (there is nothing to check the new
-config against). :func:`check` never writes; :func:`begin` (called once the new run's data and
-model are ready) deletes an overwritten run and writes config.json.
+config against). :func:`check` never writes; :meth:`RunDir.begin` (called once the new run's
+data and model are ready) deletes an overwritten run and writes config.json.
 
-summary.json has one schema for every script (:func:`write_summary`); see SUMMARY_SCHEMA.
+Every file of a run is written through :class:`RunDir`, which holds the main-process rule
+(only process 0 of a multi-process run writes). summary.json has one schema for every script
+(:meth:`RunDir.write_summary`); see SUMMARY_SCHEMA.
 """
 from __future__ import annotations
 
@@ -161,23 +163,6 @@ def write_json(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
-def begin(workdir: str, config: dict, *, stored: dict | None = None, overwrite: bool = False,
-          extra: dict | None = None) -> None:
-    """Start writing in ``workdir``: delete the run there when ``overwrite``, then write
-    config.json = ``config`` + ``extra`` (model, resolved data set, ...). A resumed run
-    (``stored`` given) records the values it changed in config.json's ``resumes`` list."""
-    if overwrite and os.path.isdir(workdir):
-        remove_run(workdir)
-    os.makedirs(workdir, exist_ok=True)
-    record = {**_jsonable(config), **_jsonable(extra or {})}
-    if stored is not None:
-        changed = {k: [stored.get(k), v] for k, v in _jsonable(config).items()
-                   if stored.get(k) != v}
-        record["resumes"] = stored.get("resumes", []) + [
-            {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changed": changed}]
-    write_json(os.path.join(workdir, "config.json"), record)
-
-
 def summary_record(summary: dict) -> dict:
     """``summary`` checked against the common schema and completed: ``schema``,
     ``test_accuracy`` and ``test_loss`` (copies of test['accuracy'] and test['loss'])."""
@@ -191,9 +176,106 @@ def summary_record(summary: dict) -> dict:
             "test_accuracy": (test or {}).get("accuracy"), "test_loss": (test or {}).get("loss")}
 
 
-def write_summary(workdir: str, summary: dict) -> dict:
-    """Write ``workdir/summary.json`` in the common schema (:func:`summary_record`); returns it."""
-    record = summary_record(summary)
-    os.makedirs(workdir, exist_ok=True)
-    write_json(os.path.join(workdir, "summary.json"), record)
-    return record
+class RunDir:
+    """One run's folder: config.json, summary.json, figures and other result files, and the
+    rule of who writes them.
+
+    Multi-controller JAX runs the same program in every process; a run's files are written
+    once, by the main process (``jax.process_index() == 0``), as flax's
+    ``metric_writers.create_default_writer(logdir, just_logging=jax.process_index() > 0)``
+    does: every writing method below checks it, so a script never does. The others return
+    what the main process returns (the summary record) and write nothing. Checkpoints are not
+    this object's: every process writes its shards into the shared folder (jdl.train).
+
+    ``main`` fixes the rule by hand (tests, or a caller that knows); by default it is asked of
+    JAX on the first write, after ``jax.distributed`` has been joined."""
+
+    def __init__(self, path: str, main: bool | None = None):
+        self.path = str(path)
+        self._main = main
+
+    def __repr__(self) -> str:
+        return f"RunDir({self.path!r})"
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run's files (process 0)."""
+        if self._main is None:
+            from jdl.parallel import distributed   # imports JAX: only once a run writes
+            self._main = distributed.is_main_process()
+        return self._main
+
+    def file(self, name: str) -> str:
+        """The path of ``name`` inside the run directory."""
+        return os.path.join(self.path, name)
+
+    def sub(self, name: str) -> "RunDir":
+        """The run directory of a model trained inside this one (``path/name``), same rule."""
+        return RunDir(self.file(name), self._main)
+
+    def holds_run(self) -> bool:
+        return holds_run(self.path)
+
+    def read_config(self) -> dict | None:
+        return read_config(self.path)
+
+    def read_summary(self) -> dict | None:
+        """The stored summary.json (None if absent)."""
+        path = self.file("summary.json")
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def check(self, config: dict, **kw) -> dict | None:
+        """:func:`check` of this folder (reads only, on every process)."""
+        return check(self.path, config, **kw)
+
+    def begin(self, config: dict, *, stored: dict | None = None, overwrite: bool = False,
+              extra: dict | None = None) -> None:
+        """Start writing: delete the run here when ``overwrite``, then write config.json =
+        ``config`` + ``extra`` (model, resolved data set, ...). A resumed run (``stored``
+        given) records the values it changed in config.json's ``resumes`` list."""
+        if not self.main:
+            return
+        if overwrite and os.path.isdir(self.path):
+            remove_run(self.path)
+        record = {**_jsonable(config), **_jsonable(extra or {})}
+        if stored is not None:
+            changed = {k: [stored.get(k), v] for k, v in _jsonable(config).items()
+                       if stored.get(k) != v}
+            record["resumes"] = stored.get("resumes", []) + [
+                {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changed": changed}]
+        self.write_json("config.json", record)
+
+    def write_summary(self, summary: dict) -> dict:
+        """summary.json in the common schema (:func:`summary_record`, checked on every
+        process); returns the record."""
+        record = summary_record(summary)
+        self.write_json("summary.json", record)
+        return record
+
+    def write_json(self, name: str, obj) -> None:
+        """``name`` = ``obj`` as indented JSON, atomically (main process)."""
+        if self.main:
+            os.makedirs(self.path, exist_ok=True)
+            write_json(self.file(name), obj)
+
+    def write_text(self, name: str, text: str) -> None:
+        """``name`` = ``text`` (main process)."""
+        if self.main:
+            os.makedirs(self.path, exist_ok=True)
+            with open(self.file(name), "w") as f:
+                f.write(text)
+
+    def plot(self, draw, name: str, *args, **kw) -> None:
+        """``draw(*args, path=<this folder>/name, **kw)`` on the main process: a figure of
+        jdl.runs.plots or a script's own."""
+        if self.main:
+            os.makedirs(self.path, exist_ok=True)
+            draw(*args, path=self.file(name), **kw)
+
+    def say(self, text: str) -> None:
+        """Print one line of the run's report (main process; the others stay quiet)."""
+        if self.main:
+            print(text, flush=True)

@@ -3,7 +3,7 @@ truncated BPTT or RTRL through the one training loop (jdl.train.fit), evaluated 
 
 An experiment script builds its data as dicts of arrays ({'x': (N, T, features) floats or
 (N, T) integer tokens, 'y': per-frame or per-sequence targets}) and calls :func:`run_sequences`
-with a :class:`SequenceConfig`; :func:`jdl.experiment.parse_args` turns the config's fields into
+with a :class:`SequenceConfig`; :func:`jdl.runs.supervised.parse_args` turns the config's fields into
 command-line flags. Integer tokens (copy task, characters) are one-hot encoded inside the
 compiled step (:func:`one_hot_inputs`), so the training set stays an int32 array.
 
@@ -18,9 +18,9 @@ import os
 import time
 from typing import Callable, ClassVar, Optional
 
-from jdl import run_dir
-from jdl.command_line import option
-from jdl.experiment import (IMAGE_FIELDS, ExperimentConfig, build_optimizer, prepare_run,
+from jdl.runs import run_dir
+from jdl.runs.command_line import option
+from jdl.runs.supervised import (IMAGE_FIELDS, ExperimentConfig, build_optimizer, prepare_run,
                             select_and_test)
 
 RULES = ("bptt", "truncated", "truncated_online", "rtrl", "rtrl_online")
@@ -120,7 +120,7 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
                   overwrite: bool = False, stretch_schedule: bool = False) -> dict:
     """Train ``SequenceModel(cfg.cell, cfg.hidden, num_outputs, readout)`` on ``train`` by
     ``cfg.rule`` with ``loss`` (default ``cfg.loss``); validate each epoch on ``val``; evaluate
-    on ``test``. Returns the summary (also written to workdir/summary.json, jdl.run_dir's
+    on ``test``. Returns the summary (also written to workdir/summary.json, jdl.runs.run_dir's
     schema): ``test`` holds the test loss (and accuracy for integer targets) of the checkpoint
     with the best validation loss (of the final parameters without ``val``; those are in
     ``final_test`` either way, ``test_model`` says which), the sequences seen, the first epoch
@@ -129,10 +129,10 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
     replaces jdl.rnn.sequence_metrics at evaluation (validation and test). ``extra_tests``
     ({name: data}) are evaluated with the same model as the test set (e.g. the same text cut
     into longer windows), into ``summary['extra_tests'][name]``. The workdir rules (resume,
-    overwrite, refusal) are jdl.run_dir's."""
+    overwrite, refusal) are jdl.runs.run_dir's."""
     import jax
     import numpy as np
-    from jdl import plots
+    from jdl.runs import plots
     from jdl.data.sequences import one_hot
     from jdl.nn.recurrent import SequenceModel
     from jdl.rnn import evaluate_fn
@@ -159,8 +159,9 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
         eval_fn = one_hot_inputs(eval_fn, vocab_size)
     eval_step = make_eval_step(eval_fn)
 
-    run_dir.begin(workdir, dataclasses.asdict(cfg), stored=stored, overwrite=overwrite,
-                  extra={"model": repr(model), "train_sequences": n, **(extra or {})})
+    rd = run_dir.RunDir(workdir)
+    rd.begin(dataclasses.asdict(cfg), stored=stored, overwrite=overwrite,
+             extra={"model": repr(model), "train_sequences": n, **(extra or {})})
     result = fit(step, state, train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                  eval_step=eval_step, val_data=val, seed=cfg.seed, workdir=workdir,
                  checkpoint_every=cfg.checkpoint_every, keep=cfg.keep, patience=cfg.patience,
@@ -170,7 +171,7 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
     tested = select_and_test(result, workdir if val is not None else None, eval_step, test,
                              cfg.eval_batch_size, extra_tests)
     hit = first_below(result.history, "val_loss", cfg.target)
-    summary = run_dir.write_summary(workdir, {
+    summary = rd.write_summary({
         "experiment": title, "cell": cfg.cell, "hidden": cfg.hidden, "rule": cfg.rule,
         **tested, "best_epoch": result.best,
         "final_epoch": result.history[-1] if result.history else None,
@@ -183,8 +184,7 @@ def run_sequences(cfg: SequenceConfig, train: dict, val: dict | None, test: dict
         "resumed": bool(resume), "history": result.history, **(extra or {}),
     })
     if result.history:
-        plots.plot_learning_curves(result.history, os.path.join(workdir, "learning_curves.png"),
-                                   title)
+        rd.plot(plots.plot_learning_curves, "learning_curves.png", result.history, title=title)
     return summary
 
 
@@ -195,8 +195,8 @@ def run_models(cfg: SequenceConfig, cells, train: dict, val: dict | None, test: 
     same data and settings), a line per model from ``report(cell, summary)``, and
     ``root/summary.json`` holding every model's summary (histories left out) under ``runs``.
     With ``resume`` a model whose folder holds no run yet (the run was stopped before it)
-    starts afresh; ``root`` itself is checked by the caller (:func:`jdl.experiment.start`)."""
-    results = {}
+    starts afresh; ``root`` itself is checked by the caller (:func:`jdl.runs.supervised.start`)."""
+    results, rd = {}, run_dir.RunDir(root)
     t0 = time.perf_counter()
     for cell in cells:
         run_cfg = dataclasses.replace(cfg, cell=cell)
@@ -206,8 +206,8 @@ def run_models(cfg: SequenceConfig, cells, train: dict, val: dict | None, test: 
                           title=f"{name} {cell}", **kw)
         results[cell] = s
         line = report(cell, s) if report else f"test loss {s['test_loss']:.5f}"
-        print(f"[{name}] {cell}: {line}; {s['wall_time_s']:.0f} s", flush=True)
-    run_dir.write_summary(root, {
+        rd.say(f"[{name}] {cell}: {line}; {s['wall_time_s']:.0f} s")
+    rd.write_summary({
         "experiment": name, "test": None, "test_model": "per model: see runs",
         "resumed": bool(resume), "wall_time_s": time.perf_counter() - t0,
         "runs": {c: {k: v for k, v in s.items() if k != "history"} for c, s in results.items()}})

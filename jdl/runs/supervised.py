@@ -9,10 +9,10 @@ and first-layer filters.
 
 The workdir: a command whose workdir already holds a run is refused in one line before anything
 is loaded or written, unless ``--resume`` (the stored config.json must match but for the
-resumable fields: jdl.run_dir, jdl.command_line.RESUMABLE_ALWAYS) or ``--overwrite``;
+resumable fields: jdl.runs.run_dir, jdl.runs.command_line.RESUMABLE_ALWAYS) or ``--overwrite``;
 ``--dataset auto`` is resolved once and recorded. Errors are one line and exit status 2
 (``--debug``: the traceback); ``--help`` lists each field with its documented meaning
-(jdl.command_line.option), choices and default, without importing JAX.
+(jdl.runs.command_line.option), choices and default, without importing JAX.
 
 ``--devices N`` trains data-parallel on the first N local devices (default: all of them) and
 ``--parallel sharded|pmap`` picks how (jdl.parallel); ``--batch-size`` is the global batch,
@@ -34,8 +34,8 @@ import sys
 import time
 from typing import Callable, ClassVar, Optional
 
-from jdl import run_dir
-from jdl.command_line import build_parser, check_fields, command, field_meta, option
+from jdl.runs import run_dir
+from jdl.runs.command_line import build_parser, check_fields, command, field_meta, option
 
 DATASETS = ("fashion_mnist", "mnist", "digits", "auto")
 PARALLEL_MODES = ("sharded", "pmap")
@@ -199,7 +199,7 @@ def _first_kernel(params):
 
 # --- the run directory -------------------------------------------------------------------------
 def resumable_fields(cfg, stretch_schedule: bool = False) -> set:
-    """The fields of ``cfg`` a resumed run may change (jdl.command_line.RESUMABLE_ALWAYS and
+    """The fields of ``cfg`` a resumed run may change (jdl.runs.command_line.RESUMABLE_ALWAYS and
     the fields declared resumable; schedule_epochs too with ``stretch_schedule``)."""
     names = {f.name for f in dataclasses.fields(cfg) if field_meta(type(cfg), f.name)["resumable"]}
     return names | ({"schedule_epochs"} if stretch_schedule else set())
@@ -207,7 +207,7 @@ def resumable_fields(cfg, stretch_schedule: bool = False) -> set:
 
 def prepare_run(cfg, workdir: str, *, resume: bool = False, overwrite: bool = False,
                 stretch_schedule: bool = False, can_resume: bool = True):
-    """Check that a run of ``cfg`` may use ``workdir`` as asked (jdl.run_dir.check), before
+    """Check that a run of ``cfg`` may use ``workdir`` as asked (jdl.runs.run_dir.check), before
     anything is loaded or written; returns (cfg, stored config or None). On resume the returned
     cfg takes the stored data set (an 'auto' resolved when the run started) and, unless
     ``stretch_schedule``, pins the schedule's length to the stored run's epochs."""
@@ -260,20 +260,19 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
         initial_params=None, wrap_grad_fn: Callable | None = None, *, overwrite: bool = False,
         stretch_schedule: bool = False, skip_corrupt: bool = False) -> dict:
     """Train ``build_model(cfg)`` as ``cfg`` says and evaluate it; returns the summary dict
-    (jdl.run_dir's schema; test metrics of the best-validation checkpoint, or of the final
+    (jdl.runs.run_dir's schema; test metrics of the best-validation checkpoint, or of the final
     state without validation data). ``initial_params`` (a params pytree shaped like the
     model's, e.g. from a pretrained DBN, ``jdl.rbm.dbn.to_mlp_params``) replaces the random
     initialisation. ``wrap_grad_fn(grad_fn, cfg) -> grad_fn`` wraps the back-propagation
     gradient function inside the train step (e.g. data augmentation,
     ``jdl.data.augment.augmented``). A workdir that already holds a run is refused unless ``resume`` (same
-    config but for the resumable fields) or ``overwrite``: see jdl.run_dir."""
+    config but for the resumable fields) or ``overwrite``: see jdl.runs.run_dir."""
     cfg.validate()
     resume = resume or resume_step is not None
     cfg, stored = prepare_run(cfg, workdir, resume=resume, overwrite=overwrite,
                               stretch_schedule=stretch_schedule)
     import jax   # after the checks: a refused command answers at once
-    from jdl import plots
-    from jdl.parallel import distributed
+    from jdl.runs import plots
     from jdl.train import (backprop, check_inputs, check_labels, evaluate_fn, fit, init_state,
                            make_eval_step, make_train_step, num_params)
     from jdl.train.guards import spec_of, tree_spec
@@ -306,10 +305,9 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
                            batch_spec=spec_of({"x": xtr, "y": ytr}))
     eval_step = make_eval_step(evaluate_fn(model, loss=cfg.loss))
 
-    main_process = distributed.is_main_process()  # several hosts: process 0 writes the outputs
-    if main_process:
-        run_dir.begin(workdir, dataclasses.asdict(cfg), stored=stored, overwrite=overwrite,
-                      extra={"resolved_dataset": dataset, "model": repr(model)})
+    rd = run_dir.RunDir(workdir)   # several hosts: process 0 writes the outputs
+    rd.begin(dataclasses.asdict(cfg), stored=stored, overwrite=overwrite,
+             extra={"resolved_dataset": dataset, "model": repr(model)})
     has_val = len(xva) > 0
     result = fit(step, state, {"x": xtr, "y": ytr}, epochs=cfg.epochs, batch_size=cfg.batch_size,
                  eval_step=eval_step, val_data={"x": xva, "y": yva} if has_val else None,
@@ -320,7 +318,7 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
                  eval_batch_size=cfg.eval_batch_size, devices=cfg.devices, parallel=cfg.parallel)
     tested = select_and_test(result, workdir, eval_step, {"x": xte, "y": yte},
                              cfg.eval_batch_size)
-    summary = run_dir.summary_record({
+    summary = rd.write_summary({
         "experiment": title, "dataset": dataset, **tested,
         "final_epoch": result.history[-1] if result.history else None,
         "best_epoch": result.best, "stopped_early": result.stopped_early,
@@ -331,22 +329,19 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
         "num_devices": result.num_devices, "parallel": cfg.parallel,
         "resumed": bool(resume), "num_processes": jax.process_count(),
     })
-    if not main_process:
-        return summary
-    run_dir.write_summary(workdir, summary)
     if result.history:
-        plots.plot_learning_curves(result.history, os.path.join(workdir, "learning_curves.png"), title)
+        rd.plot(plots.plot_learning_curves, "learning_curves.png", result.history, title=title)
     kernel = _first_kernel(result.state.params)
     if kernel is not None:
-        plots.plot_filters(kernel, os.path.join(workdir, "filters.png"), xtr.shape[1:],
-                           title=f"{title} first-layer filters")
+        rd.plot(plots.plot_filters, "filters.png", kernel, input_shape=xtr.shape[1:],
+                title=f"{title} first-layer filters")
     return summary
 
 
 # --- command line ----------------------------------------------------------------------------
 def parse_args(config_cls, argv=None, description: str = "", checkpoints: bool = True,
                prog: str | None = None):
-    """The command line of ``config_cls`` (jdl.command_line.build_parser: one documented option
+    """The command line of ``config_cls`` (jdl.runs.command_line.build_parser: one documented option
     per field the script uses, --workdir, --overwrite, --debug, --no-progress, and
     --resume, --resume-step, --stretch-schedule when ``checkpoints``), plus the multi-host flags
     --coordinator-address, --num-processes, --process-id: when any of them (or one of the
@@ -384,11 +379,6 @@ def initialize_distributed(ns) -> tuple[int, int] | None:
     return None
 
 
-def is_main_process() -> bool:
-    from jdl.parallel import distributed
-    return distributed.is_main_process()
-
-
 def answer_help(config_cls, name: str, description: str = "", checkpoints: bool = True,
                 argv=None) -> None:
     """Print the script's --help and exit when the command line asks for it: a script calls
@@ -401,9 +391,10 @@ def answer_help(config_cls, name: str, description: str = "", checkpoints: bool 
 def start(config_cls, name: str, argv=None, description: str = "", checkpoints: bool = True):
     """The start of a script with its own main: parse the command line (:func:`parse_args`),
     validate the config, check the workdir (``--workdir``, default runs/<name>) as
-    jdl.run_dir says (refuse, resume, overwrite) and write its config.json. Returns (config,
-    namespace) with ``ns.workdir`` set and ``ns.resume`` true for --resume or --resume-step.
-    Wrap the main in :func:`jdl.command_line.script` for one-line errors."""
+    jdl.runs.run_dir says (refuse, resume, overwrite) and write its config.json. Returns (config,
+    namespace) with ``ns.workdir`` set, ``ns.run_dir`` its :class:`jdl.runs.run_dir.RunDir`
+    and ``ns.resume`` true for --resume or --resume-step. Wrap the main in
+    :func:`jdl.runs.command_line.script` for one-line errors."""
     cfg, ns = parse_args(config_cls, argv, description, checkpoints=checkpoints, prog=name)
     if hasattr(cfg, "validate"):
         cfg.validate()
@@ -411,35 +402,37 @@ def start(config_cls, name: str, argv=None, description: str = "", checkpoints: 
     ns.resume = bool(ns.resume or ns.resume_step is not None)
     cfg, stored = prepare_run(cfg, ns.workdir, resume=ns.resume, overwrite=ns.overwrite,
                               stretch_schedule=ns.stretch_schedule, can_resume=checkpoints)
-    if is_main_process():
-        run_dir.begin(ns.workdir, dataclasses.asdict(cfg), stored=stored, overwrite=ns.overwrite)
+    ns.run_dir = run_dir.RunDir(ns.workdir)
+    ns.run_dir.begin(dataclasses.asdict(cfg), stored=stored, overwrite=ns.overwrite)
     return cfg, ns
 
 
 def main(config_cls, build_model: Callable, name: str, argv=None, description: str = "",
-         wrap_grad_fn: Callable | None = None) -> dict:
-    """The command line of a supervised experiment: parse, validate, :func:`run` in
-    ``--workdir`` (default runs/<name>), print one line of results. Errors are one line and
-    exit status 2 (jdl.command_line.command; --debug shows the traceback). ``wrap_grad_fn``:
-    see :func:`run`."""
+         wrap_grad_fn: Callable | None = None, then: Callable | None = None) -> dict:
+    """The command line of a supervised experiment: parse (joining a multi-process run once),
+    :func:`run` in ``--workdir`` (default runs/<name>; it validates the config), print one line
+    of results (main process). ``then(cfg, run_dir, summary) -> summary``, when given, runs
+    after it with the run's :class:`~jdl.runs.run_dir.RunDir` (e.g. an extra evaluation added
+    to the summary). Errors are one line and exit status 2 (jdl.runs.command_line.command;
+    --debug shows the traceback). ``wrap_grad_fn``: see :func:`run`."""
     with command(name, config_cls, argv):
         cfg, ns = parse_args(config_cls, argv, description, prog=name)
-        cfg.validate()
         workdir = ns.workdir or os.path.join("runs", name)
         summary = run(cfg, build_model, workdir, resume=ns.resume, resume_step=ns.resume_step,
                       progress=not ns.no_progress, title=name, wrap_grad_fn=wrap_grad_fn,
                       overwrite=ns.overwrite, stretch_schedule=ns.stretch_schedule,
                       skip_corrupt=ns.skip_corrupt)
-    if not is_main_process():
-        return summary
-    acc, loss = summary["test_accuracy"], summary["test_loss"]
-    figure = f"test accuracy {acc:.4f}" if acc is not None else f"test loss {loss:.4f}"
-    print(f"{name}: {figure} ({summary['test_model']}) on "
-          f"{summary['dataset']} | {summary['num_params']:,} params | wall "
-          f"{summary['wall_time_s']:.1f}s (compile {summary['compile_time_s']:.2f}s, "
-          f"{summary['samples_per_s']:.0f} samples/s) | outputs in {workdir}")
-    if summary["dataset"] == "digits" and getattr(cfg, "dataset", None) == "auto":
-        print(f"{name}: trained on scikit-learn's digits because Fashion-MNIST was not found; "
-              f"to get it: sudo apt-get install dataset-fashion-mnist (or --data-dir DIR with "
-              f"its four IDX files), then run with a new --workdir", flush=True)
+        rd = run_dir.RunDir(workdir)
+        acc, loss = summary["test_accuracy"], summary["test_loss"]
+        figure = f"test accuracy {acc:.4f}" if acc is not None else f"test loss {loss:.4f}"
+        rd.say(f"{name}: {figure} ({summary['test_model']}) on "
+               f"{summary['dataset']} | {summary['num_params']:,} params | wall "
+               f"{summary['wall_time_s']:.1f}s (compile {summary['compile_time_s']:.2f}s, "
+               f"{summary['samples_per_s']:.0f} samples/s) | outputs in {workdir}")
+        if summary["dataset"] == "digits" and getattr(cfg, "dataset", None) == "auto":
+            rd.say(f"{name}: trained on scikit-learn's digits because Fashion-MNIST was not "
+                   f"found; to get it: sudo apt-get install dataset-fashion-mnist (or "
+                   f"--data-dir DIR with its four IDX files), then run with a new --workdir")
+        if then is not None:
+            summary = then(cfg, rd, summary)
     return summary
