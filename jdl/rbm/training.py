@@ -21,6 +21,7 @@ import optax
 from jdl.rbm.contrastive_divergence import contrastive_divergence, init_chains
 from jdl.rbm.energy import check_bernoulli_data, check_visible, init_params
 from jdl.train import create_state, fit, make_train_step
+from jdl.train.compilation_cache import memoize
 
 
 def flatten_examples(x):
@@ -30,6 +31,13 @@ def flatten_examples(x):
     if not jnp.issubdtype(data.dtype, jnp.floating):
         data = data.astype(jnp.float32)
     return data
+
+
+def cd_train_step(tx: optax.GradientTransformation, **cd_options):
+    """``make_train_step(contrastive_divergence(**cd_options), tx)``; train_rbm memoises it on
+    (tx, options), so calls with the same optimiser object and options share one step, which
+    fit compiles once per process and shape (jdl.train.compilation_cache)."""
+    return make_train_step(contrastive_divergence(**cd_options), tx)
 
 
 def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.GradientTransformation,
@@ -72,9 +80,9 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
     model_state = ({"chains": init_chains(k_chains, batch_size, n_visible, visible, data.dtype)}
                    if persistent else {})
     state = create_state(params, tx, k_train, model_state)
-    grad_fn = contrastive_divergence(k=k, persistent=persistent, visible=visible, **cd_options)
+    step = memoize(cd_train_step, tx, k=k, persistent=persistent, visible=visible, **cd_options)
     index = np.arange(data.shape[0], dtype=np.int32)
-    return fit(make_train_step(grad_fn, tx), state, {"x": data, "index": index},
+    return fit(step, state, {"x": data, "index": index},
                epochs=epochs, batch_size=batch_size, seed=seed, workdir=workdir,
                resume=resume, progress=progress, verbose=verbose, log_every=log_every,
                tensorboard=workdir is not None, devices=devices, parallel=parallel)

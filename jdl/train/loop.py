@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from jdl.data.batching import batch_indices, check_batch_size, padded_batches
 from jdl.parallel import DataParallel, check_mode, distributed, per_device_batch
+from jdl.train.compilation_cache import jit_once
 from jdl.train.guards import check_dataset, check_labels, spec_of
 from jdl.train.interrupt import StopSignals, TrainingInterrupted
 from jdl.train.logger import MetricsLogger
@@ -153,7 +154,8 @@ def _place(train_step, state, train_data, val_data, batch_size, devices, paralle
             data = jax.device_put(train_data)
         else:
             data, state = jax.device_put((train_data, state), device)
-        step_fn = jax.jit(lambda s, d, i: train_step(s, _gather(d, i)), donate_argnums=0)
+        step_fn = jit_once(train_step, "gathered", lambda f: jax.jit(   # compiled once per step
+            lambda s, d, i: f(s, _gather(d, i)), donate_argnums=0))
     else:  # data replicated, state and batch in the data-parallel layout (jdl.parallel)
         data = dp.replicate(train_data)
         state = dp.place_state(state, batch_size)
