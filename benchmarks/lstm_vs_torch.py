@@ -68,7 +68,9 @@ def batches(seed=0):
              rng.integers(0, C, B).astype(np.int64)) for _ in range(NBATCH)]
 
 
-def run_jdl(steps: int, warmup: int, unroll: int = 1, fused: bool = True) -> dict:
+def jdl_stepper(unroll: int = 1, fused: bool = True, cell: str = "lstm"):
+    """(run(n) -> seconds for n train steps, the last metrics) for jdl's jitted, donated step
+    (the first call compiles); ``cell`` 'lstm' or 'gru'."""
     import jax
     import jax.numpy as jnp
 
@@ -78,66 +80,80 @@ def run_jdl(steps: int, warmup: int, unroll: int = 1, fused: bool = True) -> dic
     from jdl.train import init_state, make_train_step
 
     data = [{"x": jnp.asarray(x), "y": jnp.asarray(y, jnp.int32)} for x, y in batches()]
-    model = SequenceModel("lstm", H, C, readout="last", unroll=unroll, fused=fused)
+    model = SequenceModel(cell, H, C, readout="last", unroll=unroll, fused=fused)
     tx = optim.sgd(LR)
-    state = init_state(model, tx, data[0]["x"], jax.random.PRNGKey(0))
+    box = {"state": init_state(model, tx, data[0]["x"], jax.random.PRNGKey(0)), "m": None}
     step = jax.jit(make_train_step(bptt(model, "cross_entropy"), tx), donate_argnums=0)
-    t0 = time.perf_counter()
-    for i in range(warmup):
-        state, m = step(state, data[i % NBATCH])
-    jax.block_until_ready(state)
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for i in range(steps):
-        state, m = step(state, data[i % NBATCH])
-    jax.block_until_ready(state)
-    dt = time.perf_counter() - t0
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        state = box["state"]
+        for i in range(n):
+            state, box["m"] = step(state, data[i % NBATCH])
+        jax.block_until_ready(state)
+        box["state"] = state
+        return time.perf_counter() - t0
+    return run, box
+
+
+def run_jdl(steps: int, warmup: int, unroll: int = 1, fused: bool = True) -> dict:
+    import jax
+    run, box = jdl_stepper(unroll, fused)
+    warm = run(warmup)
+    dt = run(steps)
     path = "fused" if fused else f"scan, unroll {unroll}"
     return {"framework": f"jdl (jax {jax.__version__}, {path})",
             "seq_per_s": steps * B / dt, "s_per_step": dt / steps, "warmup_s": warm,
-            "final_loss": float(m["loss"])}
+            "final_loss": float(box["m"]["loss"])}
 
 
-def run_torch(steps: int, warmup: int, threads: int) -> dict:
+def torch_stepper(threads: int, cell: str = "lstm"):
+    """(run(n) -> seconds for n train steps, a dict holding the last loss) for PyTorch's
+    nn.LSTM / nn.GRU with ``threads`` threads."""
     import torch
     from torch import nn
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches()]
+    recurrent = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = nn.LSTM(D, H, batch_first=True)
+            self.rnn = recurrent(D, H, batch_first=True)
             self.readout = nn.Linear(H, C)
 
         def forward(self, x):
-            out, _ = self.lstm(x)
+            out, _ = self.rnn(x)
             return self.readout(out[:, -1])
 
     net = Net()
     opt = torch.optim.SGD(net.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
+    box = {"loss": None}
 
-    def step(x, y):
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for i in range(n):
+            x, y = data[i % NBATCH]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            opt.step()
+            box["loss"] = loss
+        return time.perf_counter() - t0
+    return run, box
 
-    t0 = time.perf_counter()
-    for i in range(warmup):
-        loss = step(*data[i % NBATCH])
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for i in range(steps):
-        loss = step(*data[i % NBATCH])
-    dt = time.perf_counter() - t0
+
+def run_torch(steps: int, warmup: int, threads: int) -> dict:
+    import torch
+    run, box = torch_stepper(threads)
+    warm = run(warmup)
+    dt = run(steps)
     return {"framework": f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
             "seq_per_s": steps * B / dt, "s_per_step": dt / steps, "warmup_s": warm,
-            "final_loss": float(loss.detach())}
+            "final_loss": float(box["loss"].detach())}
 
 
 def main():

@@ -1,6 +1,10 @@
 import os
 
 os.environ.setdefault("XLA_FLAGS", "")  # multi-device tests set their own in a subprocess
+# experiments run in-process turn JAX's persistent compilation cache on: keep it out of ~/.cache
+import tempfile  # noqa: E402
+os.environ.setdefault("JDL_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "jdl-test-xla-cache"))
 
 import sys  # noqa: E402
 

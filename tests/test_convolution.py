@@ -42,3 +42,33 @@ def test_pooling_equals_flax_pooling_values_and_gradients():
         np.testing.assert_allclose(jax.grad(f)(x), jax.grad(r)(x), rtol=1e-5, atol=1e-6)
     # overlapping windows fall back to flax
     np.testing.assert_allclose(max_pool(x, (3, 3), (1, 1)), nn.max_pool(x, (3, 3), strides=(1, 1)))
+
+
+def _lowered_grad_hlo(platform: str) -> str:
+    x, k = jnp.ones((2, 6, 6, 3)), jnp.ones((3, 3, 3, 4))
+    grad = jax.jit(jax.grad(lambda x, k: conv2d(x, k, "SAME").sum(), argnums=(0, 1)))
+    return grad.trace(x, k).lower(lowering_platforms=(platform,)).as_text()
+
+
+def test_kernel_gradient_formulation_is_chosen_per_platform():
+    """The gradient of sum(conv2d(x, k)) for CPU: dL/dx by a convolution and dL/dk by the 3 x 3
+    tap products (kernel_grad_taps: 9 dot_general ops); for GPU/TPU: two convolutions (XLA's
+    native kernel gradient) and no dot. The other platform's branch is not in the program."""
+    cpu = _lowered_grad_hlo("cpu")
+    assert cpu.count("stablehlo.convolution") == 1 and cpu.count("stablehlo.dot_general") == 9
+    for platform in ("cuda", "tpu"):
+        other = _lowered_grad_hlo(platform)
+        assert other.count("stablehlo.convolution") == 2 and "dot_general" not in other
+
+
+def test_both_kernel_gradient_formulations_equal_xla():
+    from jdl.nn.convolution import kernel_grad_taps, kernel_grad_xla
+    kx, kg = jax.random.split(jax.random.PRNGKey(4))
+    for padding, kshape in (("SAME", (5, 5, 3, 4)), ("VALID", (3, 2, 3, 2))):
+        x = jax.random.normal(kx, (2, 9, 8, 3))
+        ref = lambda k: jax.lax.conv_general_dilated(x, k, (1, 1), padding,  # noqa: E731
+                                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y, vjp = jax.vjp(ref, jnp.ones(kshape))
+        g = jax.random.normal(kg, y.shape)
+        for fn in (kernel_grad_taps, kernel_grad_xla):
+            np.testing.assert_allclose(fn(x, g, kshape, padding), vjp(g)[0], rtol=1e-4, atol=1e-4)

@@ -9,9 +9,11 @@ dL/dy with the flipped kernel (XLA's own transpose rule), and
 
     dL/dk[a, b, c, o] = sum_{n, i, j} x_pad[n, i + a, j + b, c] dL/dy[n, i, j, o],
 
-which is computed here as kh * kw matrix products (N H W x C)^T (N H W x O) instead of XLA's
-generic kernel-gradient convolution: on the 2-core CPU this halves the cost of that term for
-the lecture's Keras convnet (BUILD_NOTES.md, 'conv kernel gradient'). ``max_pool`` with
+which is computed here, on CPU only, as kh * kw matrix products (N H W x C)^T (N H W x O)
+instead of XLA's generic kernel-gradient convolution: on the 2-core CPU this halves the cost of
+that term for the lecture's Keras convnet (BUILD_NOTES.md, 'conv kernel gradient'). The choice
+is made when the program is lowered for its platform (``jax.lax.platform_dependent``): GPU and
+TPU programs use XLA's native kernel gradient, and the CPU branch is not in them. ``max_pool`` with
 stride == window and divisible sizes is a reshape + max, whose gradient is an elementwise
 mask rather than XLA's slower select-and-scatter; other cases fall back to flax's pooling.
 """
@@ -50,18 +52,34 @@ def _fwd(x, kernel, padding):
     return _conv(x, kernel, padding), (x, kernel)
 
 
-def _bwd(padding, res, g):
-    x, k = res
-    kh, kw, cin, cout = k.shape
-    _, vjp_x = jax.vjp(lambda x_: _conv(x_, k, padding), x)
-    (dx,) = vjp_x(g)
+def kernel_grad_taps(x, g, kernel_shape, padding):
+    """dL/dk as kh * kw matrix products (N H W x C)^T (N H W x O) of shifted input windows
+    with dL/dy (the module docstring's formula); the CPU formulation."""
+    kh, kw, cin, cout = kernel_shape
     (ph, pw) = _pads(padding, kh, kw)
     xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0))) if padding == "SAME" else x
     ho, wo = g.shape[1], g.shape[2]
     gm = g.reshape(-1, cout)
     taps = [xp[:, a:a + ho, b:b + wo, :].reshape(-1, cin).T @ gm for a in range(kh) for b in range(kw)]
-    dk = jnp.stack(taps).reshape(kh, kw, cin, cout).astype(k.dtype)
-    return dx, dk
+    return jnp.stack(taps).reshape(kh, kw, cin, cout)
+
+
+def kernel_grad_xla(x, g, kernel_shape, padding):
+    """dL/dk by XLA's own kernel-gradient convolution (the transpose rule of its conv)."""
+    _, vjp_k = jax.vjp(lambda k_: _conv(x, k_, padding), jnp.zeros(kernel_shape, x.dtype))
+    return vjp_k(g)[0]
+
+
+def _bwd(padding, res, g):
+    x, k = res
+    _, vjp_x = jax.vjp(lambda x_: _conv(x_, k, padding), x)
+    (dx,) = vjp_x(g)
+    # the tap products on CPU only; XLA's native convolution gradient on GPU/TPU (chosen when
+    # the program is lowered for its platform)
+    dk = jax.lax.platform_dependent(
+        x, g, cpu=lambda x_, g_: kernel_grad_taps(x_, g_, k.shape, padding),
+        default=lambda x_, g_: kernel_grad_xla(x_, g_, k.shape, padding))
+    return dx, dk.astype(k.dtype)
 
 
 conv2d.defvjp(_fwd, _bwd)

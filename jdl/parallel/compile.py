@@ -44,6 +44,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jdl.parallel import distributed
+from jdl.parallel.compilation_cache import jit_once
 from jdl.parallel.axis import BATCH_AXIS
 from jdl.parallel.devices import batch_mesh, per_device_batch, resolve_devices
 from jdl.parallel.grad_fn import batch_size_of
@@ -216,7 +217,8 @@ class DataParallel:
 
             def one(s, d, i):
                 return step(s, gather(d, i, index_key))
-            return GatheredSteps(self, one, state, data, batch_size)
+            return GatheredSteps(self, one, state, data, batch_size,
+                                 key=(step, index_key, "single"))
         st = self.state_shardings(state, batch_size)
         state, data = self.put(state, st), self.replicate(data)
         spmd = self.spmd(step, state, batch_size)
@@ -225,7 +227,17 @@ class DataParallel:
             return spmd(s, gather(d, i, index_key))
         shardings = dict(in_shardings=(st, self.replicated(), self.batch_sharding()),
                          out_shardings=(st, self.replicated()))
-        return GatheredSteps(self, many, state, data, batch_size, shardings)
+        return GatheredSteps(self, many, state, data, batch_size, shardings,
+                             key=(step, index_key, self.mode, self.devices, self.axis_name,
+                                  tuple(self.per_example), self.multiprocess))
+
+
+def _signature(tree) -> tuple:
+    """(tree structure, each leaf's shape, dtype and sharding): what a compiled executable
+    depends on besides the function."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return (treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x))),
+                            getattr(x, "sharding", None)) for x in leaves))
 
 
 def _scanned(one: Callable) -> Callable:
@@ -250,6 +262,8 @@ class GatheredSteps:
     batch_size: int
     shardings: dict | None = None  # jit in/out shardings (None: one device)
     compiled: dict = dataclasses.field(default_factory=dict)   # k (0: one step) -> executable
+    key: object = None             # what the step is (compile_gathered's): its executables are
+                                   # kept per process for that key and the argument signature
 
     def __post_init__(self):
         self._global = self.dp.multiprocess   # indices become global arrays
@@ -270,8 +284,14 @@ class GatheredSteps:
                 spec = self._idx_spec(k).sharding
                 kw = dict(in_shardings=self.shardings["in_shardings"][:2] + (spec,),
                           out_shardings=self.shardings["out_shardings"])
-            jitted = jax.jit(fn, donate_argnums=0, **kw)
-            self.compiled[k] = jitted.lower(state, self.data, self._idx_spec(k)).compile()
+            args = (state, self.data, self._idx_spec(k))
+
+            def build(_):
+                return jax.jit(fn, donate_argnums=0, **kw).lower(*args).compile()
+            if self.key is None:
+                self.compiled[k] = build(None)
+            else:   # the same step, shapes and layout: compiled once per process
+                self.compiled[k] = jit_once(self.key, (k, _signature(args)), build)
         return self.compiled[k]
 
     def __call__(self, state, idx):

@@ -23,6 +23,7 @@ from jdl.rbm.conditionals import p_h_given_v, p_v_given_h
 from jdl.rbm.contrastive_divergence import contrastive_divergence, init_chains
 from jdl.rbm.energy import check_bernoulli_data, check_visible, free_energy, init_params
 from jdl.train import create_state, fit, make_train_step
+from jdl.parallel.compilation_cache import memoize
 from jdl.train.greedy import flatten_examples
 
 
@@ -41,8 +42,8 @@ def rbm_train_setup(params, rng, tx: optax.GradientTransformation, *, batch_size
     model_state = ({"chains": init_chains(k_chains, batch_size, n_visible, visible, dtype)}
                    if persistent else {})
     state = create_state(params, tx, k_train, model_state)
-    grad_fn = contrastive_divergence(k=k, persistent=persistent, visible=visible, **cd_options)
-    return make_train_step(grad_fn, tx), state
+    step = memoize(cd_train_step, tx, k=k, persistent=persistent, visible=visible, **cd_options)
+    return step, state
 
 
 def rbm_eval_fn(visible: str = "bernoulli", x_key: str = "x"):
@@ -70,6 +71,13 @@ def rbm_eval_fn(visible: str = "bernoulli", x_key: str = "x"):
         return {"loss": metrics["reconstruction_error"], **metrics}
 
     return eval_fn
+
+
+def cd_train_step(tx: optax.GradientTransformation, **cd_options):
+    """``make_train_step(contrastive_divergence(**cd_options), tx)``; train_rbm memoises it on
+    (tx, options), so calls with the same optimiser object and options share one step, which
+    fit compiles once per process and shape (jdl.parallel.compilation_cache)."""
+    return make_train_step(contrastive_divergence(**cd_options), tx)
 
 
 def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.GradientTransformation,

@@ -28,6 +28,7 @@ workdir).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
@@ -346,7 +347,9 @@ def parse_args(config_cls, argv=None, description: str = "", checkpoints: bool =
     --resume, --resume-step, --stretch-schedule when ``checkpoints``), plus the multi-host flags
     --coordinator-address, --num-processes, --process-id: when any of them (or one of the
     JDL_* environment variables they default to) is given, this process joins the run with
-    ``jdl.parallel.distributed.initialize`` right here, before any JAX computation. Returns
+    ``jdl.parallel.distributed.initialize`` right here, before any JAX computation; and
+    --compilation-cache / --no-compilation-cache (default on: JAX's persistent compilation
+    cache, jdl.parallel.compilation_cache.enable_compilation_cache). Returns
     (config, namespace); a value outside a field's choices exits with one line (status 2)."""
     p = build_parser(config_cls, description, checkpoints=checkpoints, prog=prog)
     g = p.add_argument_group("several hosts (jax.distributed; one command per process)")
@@ -356,6 +359,9 @@ def parse_args(config_cls, argv=None, description: str = "", checkpoints: bool =
                    help="number of processes (default $JDL_NUM_PROCESSES)")
     g.add_argument("--process-id", type=int, default=None, metavar="I",
                    help="this process, 0 to N-1 (default $JDL_PROCESS_ID)")
+    p.add_argument("--compilation-cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep compiled programs on disk ($JDL_COMPILATION_CACHE_DIR, else "
+                        "~/.cache/jdl/xla) so a re-run or resume does not compile them again")
     ns = p.parse_args(argv)
     cfg = config_cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(config_cls)
                         if hasattr(ns, f.name)})
@@ -363,6 +369,9 @@ def parse_args(config_cls, argv=None, description: str = "", checkpoints: bool =
     if errs:   # choices and bounds: before any data is loaded
         p.error("; ".join(errs))
     initialize_distributed(ns)
+    if ns.compilation_cache:
+        from jdl.parallel.compilation_cache import enable_compilation_cache
+        enable_compilation_cache()
     return cfg, ns
 
 
