@@ -1,0 +1,129 @@
+"""Test accuracy against training-set size (the lecture: "importance of training set size":
+convnets have many free parameters, "train them with a sufficiently large training-set"), for an
+MLP and a convnet on Fashion-MNIST, on log axes.
+
+    python experiments/training_size_fashion.py --workdir runs/training_size_fashion
+
+Each model is trained on the first n images of one seeded permutation of the 60,000 (so the
+smaller sets are nested in the larger ones), n in ``sizes``, then tested on the 10,000 test
+images (final state; no validation set). Same recipe for every n: SGD (lambda 0.05, cosine
+decay; mu 0.9), batches of 128, ``epochs`` (1) pass but at least ``min_steps`` (200) updates
+(epochs(n) = max(epochs, ceil(min_steps * 128 / n)): 26 epochs for n = 1,000, 1 for 30,000 and
+60,000), no regularisation, so that the small sets are trained long enough too:
+
+- mlp: 784-256-256-10, ReLU (jdl.nn.MLP, 269,322 parameters);
+- lenet5: LeNet-5 with ReLU and max-pooling (jdl.nn.LeNet5, 61,706 parameters).
+
+Each (model, n) is one jdl.experiment run (jdl.train.fit) in <workdir>/<model>/n<n>/. Writes
+summary.json (rows), training_size_table.md and accuracy_vs_size.png (test accuracy and test
+error against n, log axes).
+
+Result: filled in from the run below.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+
+from jdl.command_line import option, script
+from jdl.experiment import ExperimentConfig, start
+
+MODELS = ("mlp", "lenet5")
+
+
+@dataclasses.dataclass
+class Config(ExperimentConfig):
+    models: tuple[str, ...] = option(MODELS, f"models, among {', '.join(MODELS)}")
+    sizes: tuple[int, ...] = option((1_000, 2_000, 5_000, 10_000, 30_000, 60_000),
+                                    "training-set sizes n", low=1)
+    min_steps: int = option(200, "at least this many updates per run", low=1)
+    model: str = option("mlp", "the model of a single run (set per run by the script)",
+                        choices=MODELS)
+    batch_size: int = 128
+    epochs: int = 1
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    val_fraction: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        bad = [m for m in self.models if m not in MODELS]
+        if bad:
+            raise ValueError(f"models must be among {MODELS}, got {bad}")
+
+    def epochs_for(self, n: int) -> int:
+        return max(self.epochs, math.ceil(self.min_steps * self.batch_size / n))
+
+    def arm_overrides(self, model: str) -> dict:
+        return {f"n{n}": dict(model=model, max_train_examples=n, epochs=self.epochs_for(n))
+                for n in self.sizes}
+
+
+def build_model(cfg: Config):
+    from jdl.nn import MLP, LeNet5
+    if cfg.model == "lenet5":
+        return LeNet5(activation="relu", pool="max")
+    return MLP(hidden=(256, 256), activation="relu", dropout_rate=0.0)
+
+
+def plot(path: str, rows: list[dict]) -> None:
+    from jdl import plots  # noqa: F401  (Agg backend)
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, m in enumerate(dict.fromkeys(r["model"] for r in rows)):
+        rs = [r for r in rows if r["model"] == m]
+        n = [r["train_examples"] for r in rs]
+        axes[0].plot(n, [r["test_accuracy"] for r in rs], "o-", color=f"C{i}", label=m)
+        axes[1].plot(n, [1 - r["test_accuracy"] for r in rs], "o-", color=f"C{i}", label=m)
+    axes[0].set_ylabel("test accuracy")
+    axes[1].set_ylabel("test error (1 - accuracy)")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("training-set size n")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.suptitle("Fashion-MNIST: test accuracy against training-set size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def table_markdown(rows: list[dict]) -> str:
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    sizes = list(dict.fromkeys(r["train_examples"] for r in rows))
+    acc = {(r["model"], r["train_examples"]): r["test_accuracy"] for r in rows}
+    lines = ["| n | " + " | ".join(models) + " |", "| ---: |" + " ---: |" * len(models)]
+    for n in sizes:
+        lines.append(f"| {n:,} | " + " | ".join(
+            f"{acc[m, n]:.4f}" if (m, n) in acc else "-" for m in models) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@script("training_size_fashion", Config)
+def main(argv=None) -> dict:
+    from jdl.comparison import run_arms, write_results
+    t0 = time.perf_counter()
+    cfg, ns = start(Config, "training_size_fashion", argv, __doc__)
+    rows, runs = [], {}
+    for m in cfg.models:
+        sums = run_arms(cfg, cfg.arm_overrides(m), build_model, os.path.join(ns.workdir, m),
+                        progress=not ns.no_progress)
+        for arm, s in sums.items():
+            runs[f"{m}/{arm}"] = s
+            n = cfg.arm_overrides(m)[arm]["max_train_examples"]
+            rows.append({"model": m, "train_examples": n, "epochs": cfg.epochs_for(n),
+                         "steps": s["steps"], "test_accuracy": s["test_accuracy"],
+                         "final_train_accuracy": s["final_epoch"]["train_accuracy"],
+                         "wall_time_s": s["wall_time_s"]})
+    plot(os.path.join(ns.workdir, "accuracy_vs_size.png"), rows)
+    return write_results(
+        ns.workdir, "training_size_fashion", "training_size_table.md", table_markdown(rows),
+        test_model="one per (model, n): its final state (no validation set)",
+        resumed=ns.resume, started=t0, config=dataclasses.asdict(cfg), rows=rows, runs=runs)
+
+if __name__ == "__main__":
+    main()
