@@ -108,7 +108,7 @@ def plot_curves(cfg: Config, workdir: str, summaries: dict, steps_per_epoch: int
         epochs = read_metrics(sub, "epoch")
         style = dict(color=f"C{i}", ls="--" if "increasing" in arm else "-", label=arm)
         axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], **style)
-        axes[1].plot([r["epoch"] for r in epochs], [r["val_accuracy"] for r in epochs],
+        axes[1].plot([r["epoch"] for r in epochs], [r.get("val_accuracy") for r in epochs],
                      marker="o", ms=3, **style)
         acfg = arm_config(cfg, overrides[arm])
         lr, mu = optimizer_schedules(acfg, steps_per_epoch)
@@ -136,7 +136,7 @@ def plot_curves(cfg: Config, workdir: str, summaries: dict, steps_per_epoch: int
 
 
 @script("schedules_fashion", Config)
-def main(argv=None) -> list[dict]:
+def main(argv=None) -> dict:
     from jdl.comparison import run_arms, write_results
     t0 = time.perf_counter()
     cfg, ns = start(Config, "schedules_fashion", argv, __doc__)
@@ -153,6 +153,7 @@ def main(argv=None) -> list[dict]:
         test_model="one per arm: each row's (its run's summary.json in <workdir>/<arm>/)",
         resumed=ns.resume, started=t0, config=dataclasses.asdict(cfg), rows=rows,
         runs=summaries)
+
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ decay; mu 0.9), batches of 128, ``epochs`` (1) pass but at least ``min_steps`` (
 - mlp: 784-256-256-10, ReLU (jdl.nn.MLP, 269,322 parameters);
 - lenet5: LeNet-5 with ReLU and max-pooling (jdl.nn.LeNet5, 61,706 parameters).
 
-Each (model, n) is one jdl.experiment run (jdl.train.fit) in <workdir>/<model>/n<n>/. Writes
+Each (model, n) is one jdl.experiment run (jdl.train.fit) in <workdir>/<model>_n<n>/. Writes
 summary.json (rows), training_size_table.md and accuracy_vs_size.png (test accuracy and test
 error against n, log axes).
 
@@ -57,9 +57,10 @@ class Config(ExperimentConfig):
     def epochs_for(self, n: int) -> int:
         return max(self.epochs, math.ceil(self.min_steps * self.batch_size / n))
 
-    def arm_overrides(self, model: str) -> dict:
-        return {f"n{n}": dict(model=model, max_train_examples=n, epochs=self.epochs_for(n))
-                for n in self.sizes}
+    def arm_overrides(self) -> dict:
+        """{'<model>_n<n>': config overrides}, model by model, smallest n first."""
+        return {f"{m}_n{n}": dict(model=m, max_train_examples=n, epochs=self.epochs_for(n))
+                for m in self.models for n in self.sizes}
 
 
 def build_model(cfg: Config):
@@ -108,22 +109,19 @@ def main(argv=None) -> dict:
     from jdl.comparison import run_arms, write_results
     t0 = time.perf_counter()
     cfg, ns = start(Config, "training_size_fashion", argv, __doc__)
-    rows, runs = [], {}
-    for m in cfg.models:
-        sums = run_arms(cfg, cfg.arm_overrides(m), build_model, os.path.join(ns.workdir, m),
-                        progress=not ns.no_progress)
-        for arm, s in sums.items():
-            runs[f"{m}/{arm}"] = s
-            n = cfg.arm_overrides(m)[arm]["max_train_examples"]
-            rows.append({"model": m, "train_examples": n, "epochs": cfg.epochs_for(n),
-                         "steps": s["steps"], "test_accuracy": s["test_accuracy"],
-                         "final_train_accuracy": s["final_epoch"]["train_accuracy"],
-                         "wall_time_s": s["wall_time_s"]})
+    arms = cfg.arm_overrides()
+    runs = run_arms(cfg, arms, build_model, ns.workdir, progress=not ns.no_progress)
+    rows = [{"model": arms[a]["model"], "train_examples": arms[a]["max_train_examples"],
+             "epochs": arms[a]["epochs"], "steps": s["steps"],
+             "test_accuracy": s["test_accuracy"],
+             "final_train_accuracy": s["final_epoch"]["train_accuracy"],
+             "wall_time_s": s["wall_time_s"]} for a, s in runs.items()]
     plot(os.path.join(ns.workdir, "accuracy_vs_size.png"), rows)
     return write_results(
         ns.workdir, "training_size_fashion", "training_size_table.md", table_markdown(rows),
         test_model="one per (model, n): its final state (no validation set)",
         resumed=ns.resume, started=t0, config=dataclasses.asdict(cfg), rows=rows, runs=runs)
+
 
 if __name__ == "__main__":
     main()

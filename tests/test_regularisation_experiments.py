@@ -121,7 +121,7 @@ def test_training_size_smoke_nested_subsets_and_update_budget(tmp_path):
     assert [(r["train_examples"], r["epochs"]) for r in s["rows"]] == [(64, 3), (320, 1)]
     for r in s["rows"]:
         assert r["steps"] == cfg.epochs_for(r["train_examples"]) * (r["train_examples"] // 32)
-        assert r["test_accuracy"] == _summary(tmp_path / "mlp" / f"n{r['train_examples']}")[
+        assert r["test_accuracy"] == _summary(tmp_path / f"mlp_n{r['train_examples']}")[
             "test_accuracy"]
     assert os.path.exists(tmp_path / "accuracy_vs_size.png")
     # the smaller training set is the first images of the larger one (before normalisation,
