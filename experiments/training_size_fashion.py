@@ -8,8 +8,8 @@ Each model is trained on the first n images of one seeded permutation of the 60,
 smaller sets are nested in the larger ones), n in ``sizes``, then tested on the 10,000 test
 images (final state; no validation set). Same recipe for every n: SGD (lambda 0.05, cosine
 decay; mu 0.9), batches of 128, ``epochs`` (1) pass but at least ``min_steps`` (200) updates
-(epochs(n) = max(epochs, ceil(min_steps * 128 / n)): 26 epochs for n = 1,000, 1 for 30,000 and
-60,000), no regularisation, so that the small sets are trained long enough too:
+(epochs(n) = max(epochs, ceil(min_steps / floor(n / 128))): 29 epochs for n = 1,000, 1 for
+30,000 and 60,000), no regularisation, so that the small sets are trained long enough too:
 
 - mlp: 784-256-256-10, ReLU (jdl.nn.MLP, 269,322 parameters);
 - lenet5: LeNet-5 with ReLU and max-pooling (jdl.nn.LeNet5, 61,706 parameters).
@@ -55,7 +55,9 @@ class Config(ExperimentConfig):
             raise ValueError(f"models must be among {MODELS}, got {bad}")
 
     def epochs_for(self, n: int) -> int:
-        return max(self.epochs, math.ceil(self.min_steps * self.batch_size / n))
+        """max(epochs, ceil(min_steps / floor(n / batch_size))): fit drops the last partial
+        batch of each epoch."""
+        return max(self.epochs, math.ceil(self.min_steps / max(1, n // self.batch_size)))
 
     def arm_overrides(self) -> dict:
         """{'<model>_n<n>': config overrides}, model by model, smallest n first."""
