@@ -23,7 +23,10 @@ Writes summary.json (rows, the matched comparison), regularization_table.md and
 weight_histogram.png (the first layer's weights of the unregularised, the matched L2 and the
 matched L1 arm: histograms of w and of log10 |w|).
 
-Result: filled in from the run below.
+Result: not yet measured. The run of 2026-12-01 (the command above, nice 10, on the 2 cores
+shared with a priority training: load 31-51, under 1% of a core for this process) was in its
+first arm ('none', epoch 2 of 6) at 02:10 UTC. Estimate for an idle 2-core machine: a few
+minutes (6 arms x 30,000 MLP training samples, plus compiles and per-epoch checkpoints).
 """
 from __future__ import annotations
 

@@ -25,7 +25,10 @@ checkpoint (and of its final state). Writes summary.json (one row per arm), sche
 and learning_curves.png (training loss against update, validation accuracy against epoch, and
 lambda(t), mu(t) as the optimiser sees them).
 
-Result: filled in from the run below.
+Result: not yet measured. The run of 2026-12-01 (the command above, nice 10, on the 2 cores
+shared with a priority training and ~40 other runnable threads: load 31-51, under 1% of a core
+for this process) had not finished its first arm by 02:30 UTC. Estimate for an idle 2-core
+machine: a few minutes (6 arms x 9,000 LeNet-5 training samples, plus compiles).
 """
 from __future__ import annotations
 
