@@ -41,6 +41,7 @@ from jdl.runs.command_line import build_parser, check_fields, command, field_met
 DATASETS = ("fashion_mnist", "mnist", "digits", "auto")
 PARALLEL_MODES = ("sharded", "pmap")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine")
+MOMENTUM_SCHEDULES = ("constant", "increasing")
 ACTIVATIONS = ("gaussian", "heaviside", "identity", "lecun_tanh", "linear", "logistic", "relu",
                "saturation", "sigmoid", "sign", "tanh", "threshold")   # jdl.nn.activations
 IMAGE_FIELDS = ("dataset", "data_dir", "val_fraction", "val_split", "normalize",
@@ -68,7 +69,14 @@ class ExperimentConfig:
                                             "epochs keeps the original length)", low=1)
     optimizer: str = option("sgd", "the optimiser", choices=("sgd", "adam"))
     learning_rate: float = option(0.05, "initial learning rate")
-    momentum: float = option(0.9, "SGD momentum, in [0, 1)")
+    momentum: float = option(0.9, "SGD momentum mu, in [0, 1) (with momentum_schedule "
+                             "increasing: its cap)")
+    momentum_schedule: str = option("constant", "momentum mu(t): constant (momentum) or "
+                                    "increasing (Sutskever et al. 2013: 0.5, 0.75, 0.833, ... "
+                                    "each momentum_every_epochs, capped at momentum)",
+                                    choices=MOMENTUM_SCHEDULES)
+    momentum_every_epochs: float = option(1.0, "increasing momentum: epochs between its "
+                                          "steps")
     nesterov: bool = option(False, "Nesterov momentum")
     schedule: str = option("cosine", "learning-rate schedule over the run", choices=SCHEDULES)
     lr_every_epochs: float = option(10.0, "step / exponential schedules: decay period in epochs")
@@ -113,6 +121,11 @@ class ExperimentConfig:
         for name in ("l2", "l1", "lr_decay"):
             if getattr(self, name) < 0:
                 errs.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.momentum_every_epochs > 0:
+            errs.append(f"momentum_every_epochs must be > 0, got {self.momentum_every_epochs}")
+        if self.momentum_schedule != "constant" and self.optimizer != "sgd":
+            errs.append(f"momentum_schedule {self.momentum_schedule!r} needs optimizer sgd, got "
+                        f"{self.optimizer!r}")
         if self.lr_every_epochs <= 0 or not 0 < self.lr_gamma <= 1:
             errs.append("lr_every_epochs must be > 0 and lr_gamma in (0, 1]")
         if self.clip_norm is not None and self.clip_norm <= 0:
@@ -173,19 +186,36 @@ def load_data(cfg: ExperimentConfig):
     return (norm(xtr), ytr), (norm(xva), yva), (norm(te.images), te.labels), name
 
 
-def build_optimizer(cfg: ExperimentConfig, steps_per_epoch: int):
-    """The optimiser of ``cfg``; its schedule spans ``cfg.schedule_epochs`` (default
-    ``cfg.epochs``) epochs of ``steps_per_epoch`` updates."""
+def optimizer_schedules(cfg: ExperimentConfig, steps_per_epoch: int):
+    """(lambda, mu) of ``cfg``'s optimiser: the learning-rate schedule lambda(t) (jdl.optim.
+    make_schedule, spanning ``cfg.schedule_epochs``, default ``cfg.epochs``, epochs of
+    ``steps_per_epoch`` updates) and the momentum: the float ``cfg.momentum``, or with
+    ``momentum_schedule`` 'increasing' the schedule mu(t) = jdl.optim.increasing_momentum(
+    cfg.momentum, every=round(momentum_every_epochs * steps_per_epoch)); t = update count."""
     from jdl import optim
     epochs = getattr(cfg, "schedule_epochs", None) or cfg.epochs
+
+    def every(epochs_):
+        return max(1, int(round(epochs_ * steps_per_epoch)))
     lr = optim.make_schedule(cfg.schedule, cfg.learning_rate,
                              total_steps=epochs * steps_per_epoch,
-                             every=max(1, int(round(cfg.lr_every_epochs * steps_per_epoch))),
+                             every=every(cfg.lr_every_epochs),
                              gamma=cfg.lr_gamma, decay=cfg.lr_decay)
+    mu = cfg.momentum
+    if getattr(cfg, "momentum_schedule", "constant") == "increasing":
+        mu = optim.increasing_momentum(cfg.momentum, every(cfg.momentum_every_epochs))
+    return lr, mu
+
+
+def build_optimizer(cfg: ExperimentConfig, steps_per_epoch: int):
+    """The optimiser of ``cfg``: SGD with momentum or Adam, with the schedules of
+    :func:`optimizer_schedules`, the penalties and clipping of ``cfg``."""
+    from jdl import optim
+    lr, mu = optimizer_schedules(cfg, steps_per_epoch)
     common = dict(l2=cfg.l2, l1=cfg.l1, penalty_start_step=cfg.penalty_start_epoch * steps_per_epoch,
                   clip_norm=cfg.clip_norm)
     if cfg.optimizer == "sgd":
-        return optim.sgd(lr, cfg.momentum, nesterov=cfg.nesterov, **common)
+        return optim.sgd(lr, mu, nesterov=cfg.nesterov, **common)
     return optim.adam(lr, **common)
 
 
