@@ -42,6 +42,7 @@ def _sq_dist(x, centers):
 
 def kmeans_plus_plus(x, k: int, rng):
     """k initial centres (k, d) drawn by k-means++ seeding (Arthur & Vassilvitskii 2007)."""
+    x = jnp.asarray(x)
     n = x.shape[0]
     first = x[jax.random.randint(jax.random.fold_in(rng, 0), (), 0, n)]
     centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
@@ -60,6 +61,7 @@ def kmeans_plus_plus(x, k: int, rng):
 
 def lloyd(x, centers, max_iter: int = 300, tol: float = 1e-8) -> KMeansResult:
     """Lloyd's iterations from ``centers`` (see the module docstring)."""
+    x, centers = jnp.asarray(x), jnp.asarray(centers)
     k = centers.shape[0]
 
     def step(c):
