@@ -1,10 +1,19 @@
 """Autoencoders on Fashion-MNIST against PCA (Hinton & Salakhutdinov 2006, "Reducing the
 dimensionality of data with neural networks", Science 313; Vincent et al. 2008; Kingma &
 Welling 2014): a deep autoencoder 784-1000-500-250-30 against PCA with 30 components, 2-D
-codes against PCA-2, a denoising against a plain autoencoder, a variational autoencoder, and
-greedy stacked pretraining plus fine-tuning against end-to-end training from random init.
+codes against PCA-2, a denoising against a plain autoencoder, a variational autoencoder,
+greedy stacked pretraining plus fine-tuning against end-to-end training from random init,
+sparse and contractive against plain autoencoders, a convolutional autoencoder, the
+DBN-initialised deep autoencoder against random init, and k-means clustering of the learnt
+codes against clustering pixels or PCA codes (the lecture: "much better results than
+clustering in input space or using other dimension reduction (PCA)").
 
-    python experiments/ae_fashion.py                     # ~58 min here (cores shared)
+    python experiments/ae_fashion.py --parts deep,penalties,conv,dbn,clustering \
+        --max-train-examples 5000 --max-test-examples 2000 --deep-epochs 5 --reg-epochs 3 \
+        --conv-epochs 3 --dbn-pretrain-epochs 2 --dbn-finetune-epochs 5 \
+        --eval-each-epoch false --cluster-inits 5 --workdir runs/ae_new_small  # the new parts, small
+
+    python experiments/ae_fashion.py                     # all nine parts (the first five ~58 min)
     python experiments/ae_fashion.py --parts vae         # one part (also: --resume)
     python experiments/ae_fashion.py --max-train-examples 3000 --max-test-examples 1000 \\
         --deep-epochs 1 --greedy-epochs 1 --finetune-epochs 1 --codes2d-epochs 1 \\
@@ -21,7 +30,7 @@ mean_n sum_i (z_ni - x_ni)^2, on the test set (the measure on which PCA-30 gets 
 report 3.00 for their deep autoencoder against 13.87 for PCA-30 on MNIST). PCA is fitted on
 the training set (eigenvectors of the covariance matrix, float64).
 
-Parts (``--parts``, comma-separated; default all five):
+Parts (``--parts``, comma-separated; default all nine):
 
 - deep: 784-1000-500-250-30 autoencoder (ReLU hidden layers, linear code, sigmoid output,
   untied), random init, trained end to end for 30 epochs; test error against PCA-30's, and the
@@ -45,6 +54,28 @@ Parts (``--parts``, comma-separated; default all five):
   100 samples from the prior (vae_samples.png). Nats per image; as grey levels are not binary,
   these are not densities of the images.
 
+- penalties: three one-layer sigmoid autoencoders 784-256-784 from one initialisation, 10
+  epochs each: plain; sparse (Ng's penalty beta sum_j KL(rho || rho_hat_j), rho = 0.05,
+  beta = 0.1, rho_hat the batch's mean code); contractive (Rifai et al. 2011, lambda_c
+  ||J_f(x)||_F^2 = lambda_c sum_j (h_j (1 - h_j))^2 sum_i W_ij^2, lambda_c = 0.1). Each:
+  test error, mean code activation and fraction of codes below 0.1 (1,000 test images), the
+  mean ||J_f(x)||_F^2 there, 10-NN accuracy / precision@10 of the codes.
+- conv: jdl.nn.ConvAutoencoder 28x28x1 -> [3x3 conv 32, ReLU, 2x2 max pool] -> [3x3 conv 64,
+  ReLU, 2x2 max pool] -> 30 (linear code) -> 7x7x64 -> [2x upsampling, 3x3 conv 32, ReLU]
+  -> [2x upsampling, 3x3 conv 1, sigmoid], 10 epochs; test error and code scores against
+  the deep MLP autoencoder's.
+- dbn: Hinton & Salakhutdinov's route: a DBN 784-1000-500-250-30 (Bernoulli units) trained
+  greedily with CD-1 (jdl.rbm.dbn.greedy_layerwise; SGD 0.05 cosine, momentum 0.5, weight cost
+  2e-4, batches of 100, 5 epochs per RBM), unrolled into a deep sigmoid autoencoder
+  (jdl.ae.from_dbn, sigmoid code) and fine-tuned by backprop for 15 epochs, against the same
+  network from random init trained the same way; test error before and after, code scores.
+- clustering: k-means (k = 10, 10 k-means++ restarts, jdl.analysis.kmeans) of the test images
+  as pixels (784-D), PCA-30 codes and the 30-D test codes of the parts run in the same
+  invocation (deep AE, conv AE, the DBN's propagate_up codes, the DBN-initialised and the
+  random-init sigmoid AE), each scored against the labels by NMI and purity
+  (jdl.analysis.clustering); clustering.png. Run it with the parts whose codes it compares
+  (``--resume`` restores finished trainings without retraining them).
+
 Every training: Adam, learning rate 1e-3 with cosine decay over the run, batches of 128, the
 loss ``--loss``: the summed squared error (default) or the cross-entropy of the sigmoid output
 (the greedy layers above the first, whose outputs are ReLU codes, always use the squared
@@ -54,11 +85,14 @@ error, 2,000 test images): ReLU + squared 18.4, ReLU + cross-entropy 18.8, sigmo
 layers 46.9 / 47.1 (still at the mean image).
 
 Writes, under runs/ae_fashion: one jdl.train.fit workdir per training (deep/,
-greedy/layer1..4/, greedy/finetune/, codes2d/, denoise/plain/, denoise/denoising/, vae/:
+greedy/layer1..4/, greedy/finetune/, codes2d/, denoise/plain/, denoise/denoising/, vae/,
+penalties/{plain,sparse,contractive}/, conv/, dbn/pretrain/layer0..3/, dbn/dbn_init/,
+dbn/random_init/:
 metrics.jsonl, checkpoints, learning_curves.png; ``--resume`` continues killed or finished
 trainings), config.json, summary.json (every figure, the acceptance checks; a run of some
 parts updates the figures of those parts), reconstructions.png (test images, deep AE,
-stacked + fine-tuned AE, PCA-30), codes2d.png, denoising.png, vae_samples.png.
+stacked + fine-tuned AE, PCA-30), codes2d.png, denoising.png, vae_samples.png,
+clustering.png.
 
 Result here (seed 0, full data; `--finetune-epochs 15 --codes2d-epochs 10`, now the defaults):
 - deep autoencoder test error 5.886 against PCA-30's 12.243 (ratio 0.481); its 30-D codes:
@@ -86,7 +120,7 @@ from jdl.runs import run_dir  # noqa: E402
 from jdl.runs.command_line import option, script  # noqa: E402
 from jdl.runs.supervised import answer_help, start  # noqa: E402
 
-PARTS = ("deep", "greedy", "codes2d", "denoise", "vae")
+PARTS = ("deep", "greedy", "codes2d", "denoise", "vae", "penalties", "conv", "dbn", "clustering")
 NOISES = ("mask", "gaussian", "salt_pepper")
 
 
@@ -131,6 +165,24 @@ class AEFashionConfig:
     vae_epochs: int = 15                 # epochs of the VAE
     vae_eval_samples: int = 10                  # Monte-Carlo samples of the test ELBO
     vae_iw_samples: int = 50                    # importance-weighted bound (0: skip)
+    # plain, sparse and contractive one-layer sigmoid autoencoders 784-reg_code
+    reg_code: int = 256                  # code size of the plain / sparse / contractive AEs
+    reg_epochs: int = 10                 # epochs of each
+    sparsity_target: float = 0.05        # rho of the sparse AE's KL(rho || rho_hat) penalty
+    sparsity_weight: float = 0.1         # beta, its weight
+    contractive_weight: float = 0.1      # lambda_c of the contractive AE's ||J_f(x)||_F^2
+    # convolutional autoencoder (code size deep_code)
+    conv_channels: tuple[int, ...] = (32, 64)  # 3x3 conv + 2x2 max pool per level
+    conv_epochs: int = 10                # epochs of the convolutional autoencoder
+    # DBN-initialised deep autoencoder (Hinton & Salakhutdinov 2006) against random init
+    dbn_pretrain_epochs: int = 5         # CD-1 epochs per RBM (784-deep_layers-deep_code)
+    dbn_pretrain_lr: float = 0.05        # SGD learning rate of the RBMs (cosine decay)
+    dbn_pretrain_momentum: float = 0.5   # momentum of the RBMs
+    dbn_pretrain_l2: float = 2e-4        # weight cost of the RBMs
+    dbn_batch_size: int = 100            # batch size of the RBMs
+    dbn_finetune_epochs: int = 15        # backprop epochs, DBN-initialised and random init
+    # clustering of the test set's codes (k-means, k = 10) against the labels
+    cluster_inits: int = 10              # k-means++ restarts of each k-means
     n_show: int = 10                            # images per row in the PNGs
 
     def validate(self) -> None:
@@ -144,7 +196,9 @@ class AEFashionConfig:
             errs.append(f"noise must be one of {NOISES}, got {self.noise!r}")
         for name in ("deep_epochs", "greedy_epochs", "finetune_epochs", "codes2d_epochs",
                      "denoise_epochs", "vae_epochs", "batch_size", "knn_k", "precision_k",
-                     "deep_code", "denoise_code", "vae_latent", "vae_eval_samples"):
+                     "deep_code", "denoise_code", "vae_latent", "vae_eval_samples", "reg_code",
+                     "reg_epochs", "conv_epochs", "dbn_pretrain_epochs", "dbn_finetune_epochs",
+                     "dbn_batch_size", "cluster_inits"):
             if getattr(self, name) <= 0:
                 errs.append(f"{name} must be positive, got {getattr(self, name)}")
         if errs:
@@ -159,97 +213,14 @@ import jax.numpy as jnp  # noqa: E402
 import jdl.ae as ae  # noqa: E402
 from jdl import optim  # noqa: E402
 from jdl.runs import plots  # noqa: E402
+from jdl.analysis import code_scores, fit_pca, summed_squared_error  # noqa: E402
 from jdl.data import fashion_mnist  # noqa: E402
 from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder  # noqa: E402
+from jdl.nn.conv_autoencoder import ConvAutoencoder  # noqa: E402
 from jdl.train import create_state, evaluate, fit, make_eval_step, make_train_step  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-@dataclasses.dataclass
-class PCA:
-    """PCA fitted on a training set: its mean (d,) and the eigenvectors of the covariance
-    matrix as rows (d, d), by decreasing eigenvalue (``variances``)."""
-    mean: np.ndarray
-    components: np.ndarray
-    variances: np.ndarray
-
-    def encode(self, x, n_components: int) -> np.ndarray:
-        """Coordinates of x - mean on the first ``n_components`` principal axes."""
-        return (np.asarray(x, np.float64) - self.mean) @ self.components[:n_components].T
-
-    def reconstruct(self, x, n_components: int) -> np.ndarray:
-        """Projection of x onto the affine subspace mean + span(first n_components axes)."""
-        return self.encode(x, n_components) @ self.components[:n_components] + self.mean
-
-
-def fit_pca(x) -> PCA:
-    """PCA of the rows of ``x`` (N, d) by the eigendecomposition of their covariance matrix
-    (float64). The eigenvectors' signs are fixed so that each one's largest component is
-    positive."""
-    x = np.asarray(x, np.float64)
-    mean = x.mean(axis=0)
-    xc = x - mean
-    cov = xc.T @ xc / max(len(x) - 1, 1)
-    values, vectors = np.linalg.eigh(cov)
-    order = np.argsort(values)[::-1]
-    values, vectors = values[order], vectors[:, order].T
-    sign = np.sign(vectors[np.arange(len(vectors)), np.argmax(np.abs(vectors), axis=1)])
-    return PCA(mean=mean, components=vectors * sign[:, None],
-               variances=np.maximum(values, 0.0))
-
-
-def summed_squared_error(x, reconstruction) -> float:
-    """Mean over images of the summed squared error sum_i (z_i - x_i)^2 (float64)."""
-    x = np.asarray(x, np.float64).reshape(len(x), -1)
-    z = np.asarray(reconstruction, np.float64).reshape(len(x), -1)
-    return float(np.mean(np.sum(np.square(z - x), axis=1)))
-
-
-def make_corruption(noise: str, level: float):
-    """callable(rng, x): the corruption (noise, level) of jdl.ae.corrupt, clipped to [0, 1]
-    (a no-op for masking and salt-and-pepper noise) so corrupted images stay images."""
-    spec = (noise, float(level))
-    ae.corruption.check_corruption(spec)
-
-    def corrupt(rng, x):
-        return jnp.clip(ae.corrupt(rng, x, spec), 0.0, 1.0)
-
-    return corrupt
-
-
-def expected_corrupted_mse(x, noise: str, level: float) -> float:
-    """E ||x~ - x||^2 / x.size for x~ the corruption of x (unclipped for 'gaussian'):
-    masking p: p mean(x^2); salt-and-pepper p: p mean((x^2 + (1 - x)^2) / 2); Gaussian sigma:
-    sigma^2."""
-    x = np.asarray(x, np.float64)
-    if noise == "mask":
-        return level * float(np.mean(x * x))
-    if noise == "salt_pepper":
-        return level * float(np.mean(0.5 * x * x + 0.5 * (1.0 - x) ** 2))
-    if noise == "gaussian":
-        return level ** 2
-    raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
-
-
-def psnr_db(reference, estimate) -> float:
-    """10 log10(1 / MSE), MSE over all pixels of all images (values in [0, 1])."""
-    return float(ae.psnr(jnp.asarray(reference, jnp.float32), jnp.asarray(estimate, jnp.float32)))
-
-
-def code_scores(train_codes, train_labels, test_codes, test_labels, k: int = 10,
-                precision_k: int = 10, num_classes: int = 10) -> dict:
-    """k-NN test accuracy (majority of the k nearest training codes, Euclidean) and retrieval
-    precision@precision_k (fraction of a test query's nearest training codes that share its
-    label, averaged over the queries)."""
-    tr = jnp.asarray(train_codes, jnp.float32)
-    te = jnp.asarray(test_codes, jnp.float32)
-    acc = ae.knn_accuracy(tr, jnp.asarray(train_labels), te, jnp.asarray(test_labels), k,
-                          num_classes, chunk_size=500)
-    prec = ae.precision_at_k(tr, jnp.asarray(train_labels), precision_k, queries=te,
-                             query_labels=jnp.asarray(test_labels), chunk_size=500)
-    return {"knn_accuracy": float(acc), f"precision_at_{precision_k}": float(prec)}
 
 
 def first_of_each_class(labels, n_classes: int = 10) -> np.ndarray:
@@ -283,6 +254,25 @@ def acceptance(summary: dict) -> dict:
     if g is not None and e is not None:
         out["greedy_vs_end_to_end"] = {"greedy_finetuned": g, "end_to_end": e,
                                        "passed": bool(math.isfinite(g) and math.isfinite(e))}
+    plain = summary.get("plain_ae_mean_activation")
+    if plain is not None and summary.get("sparse_ae_mean_activation") is not None:
+        sp, jp = summary["sparse_ae_mean_activation"], summary["plain_ae_jacobian_frobenius_sq"]
+        jc = summary["contractive_ae_jacobian_frobenius_sq"]
+        out["sparse_and_contractive"] = {
+            "mean_activation_sparse": sp, "mean_activation_plain": plain,
+            "jacobian_contractive": jc, "jacobian_plain": jp,
+            "passed": bool(sp < plain and jc < jp)}
+    d, r = summary.get("dbn_dbn_init_test_error"), summary.get("dbn_random_init_test_error")
+    if d is not None and r is not None:
+        out["dbn_init_vs_random"] = {"dbn_init": d, "random_init": r, "passed": bool(d < r)}
+    base = {k[len("clustering_"):]: v["nmi"] for k, v in summary.items()
+            if k.startswith("clustering_") and isinstance(v, dict)}
+    learnt = {n: v for n, v in base.items() if n in ("deep AE", "DBN (pretrained)",
+                                                     "DBN-init AE")}
+    linear = [v for n, v in base.items() if n == "pixels" or n.startswith("PCA-")]
+    if learnt and linear:
+        out["clustering_nmi"] = {**{f"nmi {n}": v for n, v in base.items()},
+                                 "passed": bool(min(learnt.values()) > max(linear))}
     return out
 
 
@@ -356,7 +346,7 @@ def encode(model, params, x):
 # -------------------------------------------------------------------------------- parts
 
 
-def part_deep(cfg, data, pca, workdir, key, resume, progress, shown):
+def part_deep(cfg, data, pca, workdir, key, resume, progress, shown, codes):
     x_train, y_train, x_test, y_test = data
     model = deep_model(cfg, cfg.deep_code)
     result = train_autoencoder(cfg, model, x_train, x_test, cfg.deep_epochs,
@@ -366,6 +356,7 @@ def part_deep(cfg, data, pca, workdir, key, resume, progress, shown):
     rec = reconstruct(model, params, x_test)
     shown["deep AE"] = rec
     codes_tr, codes_te = encode(model, params, x_train), encode(model, params, x_test)
+    codes["deep AE"] = codes_te
     ae_scores = code_scores(codes_tr, y_train, codes_te, y_test, cfg.knn_k, cfg.precision_k)
     pca_scores = code_scores(pca.encode(x_train, cfg.deep_code), y_train,
                              pca.encode(x_test, cfg.deep_code), y_test, cfg.knn_k,
@@ -470,7 +461,7 @@ def part_denoise(cfg, data, workdir, key, resume, progress, show_idx):
     model = Autoencoder(encoder=tuple(cfg.denoise_layers), code=cfg.denoise_code,
                         activation=cfg.activation, code_activation="linear",
                         output_activation="sigmoid", features=784)
-    corruption = make_corruption(cfg.noise, cfg.noise_level)
+    corruption = ae.corruption.clipped((cfg.noise, cfg.noise_level))
     k = jax.random.fold_in(key, 5)
     init = _init(model, x_train, jax.random.fold_in(k, 0))      # the same start for both
     out, s = {}, {}
@@ -483,17 +474,17 @@ def part_denoise(cfg, data, workdir, key, resume, progress, show_idx):
         s[f"denoise_{name}_s_per_epoch"] = _s_per_epoch(r, cfg, len(x_train))
     noisy = np.asarray(jax.jit(corruption)(jax.random.fold_in(k, 2), jnp.asarray(x_test)))
     s["denoise_noise"] = f"{cfg.noise} {cfg.noise_level}"
-    s["denoise_psnr_corrupted"] = psnr_db(x_test, noisy)
+    s["denoise_psnr_corrupted"] = float(ae.psnr(x_test, noisy))
     if cfg.noise != "gaussian":                 # the formula's value (Gaussian: clipped)
         s["denoise_psnr_corrupted_expected"] = 10.0 * math.log10(
-            1.0 / expected_corrupted_mse(x_test, cfg.noise, cfg.noise_level))
+            1.0 / ae.corruption.expected_squared_error(x_test, (cfg.noise, cfg.noise_level)))
     rows = {"clean": x_test, "corrupted": noisy}
     for name, params in out.items():
         from_noisy = reconstruct(model, params, noisy)
         rows[f"{name} AE"] = from_noisy
-        s[f"denoise_psnr_{name}_ae"] = psnr_db(x_test, from_noisy)
+        s[f"denoise_psnr_{name}_ae"] = float(ae.psnr(x_test, from_noisy))
         clean_rec = reconstruct(model, params, x_test)
-        s[f"denoise_psnr_{name}_ae_clean_input"] = psnr_db(x_test, clean_rec)
+        s[f"denoise_psnr_{name}_ae_clean_input"] = float(ae.psnr(x_test, clean_rec))
         s[f"denoise_{name}_test_error"] = summed_squared_error(x_test, clean_rec)
     grid = np.concatenate([v[show_idx] for v in rows.values()]).reshape(-1, 28, 28)
     plots.plot_image_grid(grid, os.path.join(workdir, "denoising.png"), cols=len(show_idx),
@@ -540,6 +531,139 @@ def part_vae(cfg, data, workdir, key, resume, progress):
     return s
 
 
+def _code_figures(prefix, cfg, model, params, data, codes, name):
+    """Test error, k-NN accuracy and precision@k of a trained autoencoder's codes; its test
+    codes go to ``codes[name]`` for the clustering part."""
+    x_train, y_train, x_test, y_test = data
+    tr, te = encode(model, params, x_train), encode(model, params, x_test)
+    codes[name] = te
+    s = {f"{prefix}_test_error": summed_squared_error(x_test, reconstruct(model, params, x_test))}
+    s.update({f"{prefix}_codes_{k}": v for k, v in code_scores(
+        tr, y_train, te, y_test, cfg.knn_k, cfg.precision_k).items()})
+    return s
+
+
+def part_penalties(cfg, data, workdir, key, resume, progress):
+    """Plain, sparse (Ng's KL penalty) and contractive (Rifai et al. 2011's closed form)
+    one-layer sigmoid autoencoders 784-reg_code-784 from one initialisation."""
+    x_train, y_train, x_test, y_test = data
+    model = Autoencoder(encoder=(), code=cfg.reg_code, activation="sigmoid",
+                        code_activation="sigmoid", output_activation="sigmoid", features=784)
+    k = jax.random.fold_in(key, 7)
+    init = _init(model, x_train, jax.random.fold_in(k, 0))
+    probe = jnp.asarray(x_test[:1000])
+    s = {}
+    for name, options in (("plain", {}),
+                          ("sparse", {"sparsity": {"target": cfg.sparsity_target,
+                                                   "weight": cfg.sparsity_weight}}),
+                          ("contractive", {"contractive": cfg.contractive_weight})):
+        r = train_model(cfg, model, x_train, x_test, cfg.reg_epochs,
+                        os.path.join(workdir, "penalties", name), jax.random.fold_in(k, 1),
+                        resume=resume, progress=progress, params=init, title=f"{name} AE",
+                        grad_fn=ae.autoencoder_grad_fn(model, cfg.loss, **options),
+                        eval_fn=ae.autoencoder_eval_fn(model, cfg.loss))
+        p = r.state.params
+        s.update(_code_figures(f"{name}_ae", cfg, model, p, data, {}, name))
+        h = np.asarray(ae.encode_dataset(model, p, probe, 1000))
+        s[f"{name}_ae_mean_activation"] = float(h.mean())
+        s[f"{name}_ae_fraction_below_0.1"] = float(np.mean(h < 0.1))
+        s[f"{name}_ae_jacobian_frobenius_sq"] = float(ae.sigmoid_contractive_penalty(
+            p["encoder_0"]["kernel"], jnp.asarray(h)))
+        s[f"{name}_ae_s_per_epoch"] = _s_per_epoch(r, cfg, len(x_train))
+    return s
+
+
+def part_conv(cfg, data, workdir, key, resume, progress, codes):
+    """Convolutional autoencoder (jdl.nn.ConvAutoencoder) with a deep_code-unit linear code."""
+    x_train, x_test = data[0], data[2]
+    model = ConvAutoencoder(image_shape=(28, 28, 1), channels=tuple(cfg.conv_channels),
+                            code=cfg.deep_code, activation=cfg.activation)
+    r = train_autoencoder(cfg, model, x_train, x_test, cfg.conv_epochs,
+                          os.path.join(workdir, "conv"), jax.random.fold_in(key, 8),
+                          resume=resume, progress=progress, title="convolutional AE")
+    s = _code_figures("conv", cfg, model, r.state.params, data, codes, "conv AE")
+    s["conv_num_params"] = int(sum(a.size for a in jax.tree.leaves(r.state.params)))
+    s["conv_s_per_epoch"] = _s_per_epoch(r, cfg, len(x_train))
+    return s
+
+
+def part_dbn(cfg, data, workdir, key, resume, progress, codes):
+    """Hinton & Salakhutdinov 2006's route: a DBN 784-deep_layers-deep_code trained greedily
+    with CD-1, unrolled into a deep sigmoid autoencoder (jdl.ae.from_dbn) and fine-tuned by
+    backprop, against the same network from random init trained for the same epochs."""
+    from jdl.rbm import dbn
+    x_train, _, x_test, _ = data
+    sizes = tuple(cfg.deep_layers) + (cfg.deep_code,)
+    steps = cfg.dbn_pretrain_epochs * (len(x_train) // cfg.dbn_batch_size)
+    tx = optim.sgd(optim.cosine(cfg.dbn_pretrain_lr, steps), cfg.dbn_pretrain_momentum,
+                   l2=cfg.dbn_pretrain_l2)
+    k = jax.random.fold_in(key, 9)
+    t0 = time.perf_counter()
+    stack = dbn.greedy_layerwise(x_train, sizes, k, epochs=cfg.dbn_pretrain_epochs,
+                                 batch_size=cfg.dbn_batch_size, tx_factory=tx,
+                                 progress=progress, seed=cfg.seed, resume=resume,
+                                 workdir=os.path.join(workdir, "dbn", "pretrain"))
+    s = {"dbn_pretrain_s": time.perf_counter() - t0}
+    codes["DBN (pretrained)"] = np.asarray(jax.jit(dbn.propagate_up)(stack, x_test))
+    model, params = ae.from_dbn(stack)
+    s["dbn_pretrained_test_error"] = summed_squared_error(x_test,
+                                                          reconstruct(model, params, x_test))
+    for name, init in (("dbn_init", params), ("random_init", None)):
+        r = train_autoencoder(cfg, model, x_train, x_test, cfg.dbn_finetune_epochs,
+                              os.path.join(workdir, "dbn", name), jax.random.fold_in(k, 1),
+                              resume=resume, progress=progress, params=init,
+                              title=f"sigmoid deep AE, {name.replace('_', ' ')}")
+        label = "DBN-init AE" if name == "dbn_init" else "random-init sigmoid AE"
+        s.update(_code_figures(f"dbn_{name}", cfg, model, r.state.params, data, codes, label))
+        s[f"dbn_{name}_s_per_epoch"] = _s_per_epoch(r, cfg, len(x_train))
+    return s
+
+
+def plot_clustering(path, names, nmi, pur, title):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names)), 4.5))
+    xs = np.arange(len(names))
+    ax.bar(xs - 0.2, nmi, 0.4, label="NMI")
+    ax.bar(xs + 0.2, pur, 0.4, label="purity")
+    for x, a, b in zip(xs, nmi, pur):
+        ax.text(x - 0.2, a + 0.01, f"{a:.3f}", ha="center", fontsize=7)
+        ax.text(x + 0.2, b + 0.01, f"{b:.3f}", ha="center", fontsize=7)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def part_clustering(cfg, data, pca, workdir, key, codes):
+    """k-means (k = 10, k-means++ restarts) of the test images in pixel space, on PCA codes and
+    on the learnt codes of the parts run before (``codes``), scored against the labels by NMI
+    and purity (jdl.analysis)."""
+    from jdl.analysis import kmeans, normalized_mutual_info, purity
+    x_test, y_test = data[2], data[3]
+    reps = {"pixels": x_test, f"PCA-{cfg.deep_code}": pca.encode(x_test, cfg.deep_code)}
+    reps.update(codes)
+    k = jax.random.fold_in(key, 10)
+    s, names, nmis, purs = {}, [], [], []
+    for i, (name, z) in enumerate(reps.items()):
+        r = kmeans(np.asarray(z, np.float32), 10, jax.random.fold_in(k, i),
+                   n_init=cfg.cluster_inits)
+        a = np.asarray(r.assignments)
+        nmi = float(normalized_mutual_info(y_test, a, 10, 10))
+        pur = float(purity(y_test, a, 10, 10))
+        s[f"clustering_{name}"] = {"dim": int(np.asarray(z).reshape(len(z), -1).shape[1]),
+                                   "nmi": nmi, "purity": pur}
+        names.append(f"{name} ({s[f'clustering_{name}']['dim']}-D)")
+        nmis.append(nmi)
+        purs.append(pur)
+    plot_clustering(os.path.join(workdir, "clustering.png"), names, nmis, purs,
+                    f"k-means (k = 10) of {len(x_test)} test images against the labels")
+    return s
+
+
 # ---------------------------------------------------------------------------------- run
 
 
@@ -562,21 +686,29 @@ def run(cfg: AEFashionConfig, workdir: str, resume: bool = False, progress: bool
         summary[f"pca{n}_test_error"] = summed_squared_error(x_test, pca.reconstruct(x_test, n))
     seconds["pca"] = time.perf_counter() - t0
 
-    shown = {}
+    shown, codes = {}, {}     # reconstructions to draw; test codes for the clustering part
     for part in PARTS:
         if part not in cfg.parts:
             continue
         t0 = time.perf_counter()
         if part == "deep":
-            s = part_deep(cfg, data, pca, workdir, key, resume, progress, shown)
+            s = part_deep(cfg, data, pca, workdir, key, resume, progress, shown, codes)
         elif part == "greedy":
             s = part_greedy(cfg, data, workdir, key, resume, progress, shown)
         elif part == "codes2d":
             s = part_codes2d(cfg, data, pca, workdir, key, resume, progress)
         elif part == "denoise":
             s = part_denoise(cfg, data, workdir, key, resume, progress, show_idx)
-        else:
+        elif part == "vae":
             s = part_vae(cfg, data, workdir, key, resume, progress)
+        elif part == "penalties":
+            s = part_penalties(cfg, data, workdir, key, resume, progress)
+        elif part == "conv":
+            s = part_conv(cfg, data, workdir, key, resume, progress, codes)
+        elif part == "dbn":
+            s = part_dbn(cfg, data, workdir, key, resume, progress, codes)
+        else:
+            s = part_clustering(cfg, data, pca, workdir, key, codes)
         seconds[part] = time.perf_counter() - t0
         summary.pop("acceptance", None)
         # a resumed, already finished training measures no time: keep the earlier figure

@@ -16,7 +16,9 @@ same corruption; every element of a batch gets independent noise):
                           probability (Vincent et al. 2010, section 4.1).
 
 :func:`corrupt` applies a specification ``None | ('mask', p) | ('gaussian', sigma) |
-('salt_pepper', p) | callable(rng, x)``, the form ``jdl.ae.autoencoder_grad_fn`` takes.
+('salt_pepper', p) | callable(rng, x)``, the form ``jdl.ae.autoencoder_grad_fn`` takes;
+:func:`clipped` keeps corrupted images in [0, 1]; :func:`expected_squared_error` is the
+corruption's mean squared error per entry, E (x~_i - x_i)^2, from its definition.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 KINDS = ("mask", "gaussian", "salt_pepper")
 
@@ -86,3 +89,36 @@ def corrupt(rng, x, spec):
     fn: Callable = {"mask": masking_noise, "gaussian": gaussian_noise,
                     "salt_pepper": salt_and_pepper}[kind]
     return fn(rng, x, value)
+
+
+def clipped(spec, lo: float = 0.0, hi: float = 1.0) -> Callable:
+    """callable(rng, x): the corruption ``spec`` followed by clipping to [lo, hi], so that
+    corrupted images stay images (a no-op for masking and salt-and-pepper noise on data in
+    [lo, hi]; it changes Gaussian noise near the bounds)."""
+    check_corruption(spec)
+
+    def fn(rng, x):
+        return jnp.clip(corrupt(rng, x, spec), lo, hi)
+
+    return fn
+
+
+def expected_squared_error(x, spec) -> float:
+    """E ||x~ - x||^2 / x.size, the mean squared error per entry of the (unclipped) corruption
+    of ``x``, from the corruption's definition:
+
+        ('mask', p):        p mean(x^2)                        (x_i -> 0 with probability p)
+        ('salt_pepper', p): p mean((x^2 + (1 - x)^2) / 2)      (x_i -> 0 or 1, each p / 2)
+        ('gaussian', s):    s^2.
+
+    Salt-and-pepper uses the default bounds lo = 0, hi = 1. Host-side (float64)."""
+    check_corruption(spec)
+    if spec is None or callable(spec):
+        raise ValueError(f"expected_squared_error needs a ('kind', level) corruption, got {spec!r}")
+    kind, level = spec
+    x = np.asarray(x, np.float64)
+    if kind == "mask":
+        return float(level) * float(np.mean(x * x))
+    if kind == "salt_pepper":
+        return float(level) * float(np.mean(0.5 * x * x + 0.5 * (1.0 - x) ** 2))
+    return float(level) ** 2

@@ -92,7 +92,11 @@ def sum_squared_kernels(params):
 
 
 def _one_layer_sigmoid(model) -> bool:
-    return len(tuple(model.encoder)) == 0 and model.code_activation in SIGMOIDS
+    """A one-layer sigmoid MLP encoder (jdl.nn.Autoencoder with encoder=()); other models
+    (a ConvAutoencoder has no ``encoder`` sizes) are not."""
+    encoder = getattr(model, "encoder", None)
+    return (encoder is not None and len(tuple(encoder)) == 0
+            and model.code_activation in SIGMOIDS)
 
 
 def _check_loss_for_model(model, loss):

@@ -6,6 +6,7 @@ from jdl.nn.delays import DelayedStep
 from jdl.nn.dropout import Dropout
 from jdl.nn.mlp import MLP
 from jdl.nn.autoencoders import Autoencoder, VariationalAutoencoder
+from jdl.nn.conv_autoencoder import ConvAutoencoder
 from jdl.nn.layers import NamedLayers
 from jdl.nn.resnet import (RESNETS, BottleneckResNetBlock, ResNet, ResNet10, ResNet18, ResNet34,
                            ResNet50, ResNet101, ResNet152, ResNet200, ResNetBlock, ResNeXt50_32x4d,
@@ -23,7 +24,8 @@ from jdl.nn.recurrent import (RNN, CanonicalCell, CanonicalRNN, ElmanCell, Fused
 
 __all__ = ["activations", "initializers", "ACTIVATIONS", "get_activation",
            "BNConvNet", "DelayedStep", "Dropout", "FashionConvNet",
-           "KerasExample", "LeNet5", "MLP", "Autoencoder", "VariationalAutoencoder", "RNN",
+           "KerasExample", "LeNet5", "MLP", "Autoencoder", "VariationalAutoencoder", "ConvAutoencoder",
+           "RNN",
            "CanonicalCell", "CanonicalRNN", "ElmanCell", "FusedLSTM", "GRUCell", "LSTMCell",
            "SequenceModel",
            "RESNETS", "BottleneckResNetBlock", "ResNet", "ResNet10", "ResNet18", "ResNet34",
