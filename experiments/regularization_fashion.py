@@ -45,8 +45,8 @@ import dataclasses
 import os
 import time
 
-from jdl.command_line import option, script
-from jdl.experiment import ExperimentConfig, start
+from jdl.runs.command_line import option, script
+from jdl.runs.supervised import ExperimentConfig, start
 
 
 @dataclasses.dataclass
@@ -124,7 +124,6 @@ def table_markdown(rows: list[dict], threshold: float) -> str:
 def plot_histograms(path: str, weights: dict, threshold: float) -> None:
     """Histograms of w (log counts) and of log10 |w| for {label: first-layer weights}."""
     import numpy as np
-    from jdl import plots  # noqa: F401  (Agg backend)
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     lim = max(np.abs(w).max() for w in weights.values())
@@ -150,7 +149,7 @@ def plot_histograms(path: str, weights: dict, threshold: float) -> None:
 @script("regularization_fashion", Config)
 def main(argv=None) -> dict:
     import numpy as np
-    from jdl.comparison import final_variables, run_arms, write_results
+    from jdl.runs.comparison import final_variables, run_arms, write_results
     t0 = time.perf_counter()
     cfg, ns = start(Config, "regularization_fashion", argv, __doc__)
     arms = cfg.arm_overrides()

@@ -42,8 +42,8 @@ import dataclasses
 import os
 import time
 
-from jdl.command_line import option, script
-from jdl.experiment import ExperimentConfig, start
+from jdl.runs.command_line import option, script
+from jdl.runs.supervised import ExperimentConfig, start
 
 ARMS = {   # the most telling first: a run cut short still compares fixed, cosine and Adam
     "fixed": dict(schedule="constant"),
@@ -103,10 +103,9 @@ def plot_curves(cfg: Config, workdir: str, summaries: dict, steps_per_epoch: int
     accuracy against epoch, lambda(t) and mu(t) of each arm (jdl.experiment.
     optimizer_schedules, the functions the optimiser calls)."""
     import numpy as np
-    from jdl import plots  # noqa: F401  (Agg backend)
     import matplotlib.pyplot as plt
-    from jdl.comparison import arm_config
-    from jdl.experiment import optimizer_schedules
+    from jdl.runs.comparison import arm_config
+    from jdl.runs.supervised import optimizer_schedules
     from jdl.train.logger import read_metrics
 
     fig, axes = plt.subplots(1, 4, figsize=(20, 4))
@@ -146,7 +145,7 @@ def plot_curves(cfg: Config, workdir: str, summaries: dict, steps_per_epoch: int
 
 @script("schedules_fashion", Config)
 def main(argv=None) -> dict:
-    from jdl.comparison import run_arms, write_results
+    from jdl.runs.comparison import run_arms, write_results
     t0 = time.perf_counter()
     cfg, ns = start(Config, "schedules_fashion", argv, __doc__)
     summaries = run_arms(cfg, cfg.arm_overrides(), build_model, ns.workdir,

@@ -38,8 +38,8 @@ import math
 import os
 import time
 
-from jdl.command_line import option, script
-from jdl.experiment import ExperimentConfig, start
+from jdl.runs.command_line import option, script
+from jdl.runs.supervised import ExperimentConfig, start
 
 MODELS = ("mlp", "lenet5")
 
@@ -84,7 +84,6 @@ def build_model(cfg: Config):
 
 
 def plot(path: str, rows: list[dict]) -> None:
-    from jdl import plots  # noqa: F401  (Agg backend)
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for i, m in enumerate(dict.fromkeys(r["model"] for r in rows)):
@@ -119,7 +118,7 @@ def table_markdown(rows: list[dict]) -> str:
 
 @script("training_size_fashion", Config)
 def main(argv=None) -> dict:
-    from jdl.comparison import run_arms, write_results
+    from jdl.runs.comparison import run_arms, write_results
     t0 = time.perf_counter()
     cfg, ns = start(Config, "training_size_fashion", argv, __doc__)
     arms = cfg.arm_overrides()

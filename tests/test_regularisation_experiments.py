@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from jdl.experiment import ExperimentConfig, build_optimizer, load_data, optimizer_schedules
+from jdl.runs.supervised import ExperimentConfig, build_optimizer, load_data, optimizer_schedules
 
 TINY = ["--dataset", "digits", "--batch-size", "32", "--eval-batch-size", "500",
         "--no-progress"]
@@ -88,7 +88,7 @@ def test_regularization_smoke_table_is_the_stored_params(tmp_path):
     switched on from the start shrinks the weights."""
     import jax
     from experiments.regularization_fashion import Config, build_model, main, weight_stats
-    from jdl.comparison import arm_config, final_variables
+    from jdl.runs.comparison import arm_config, final_variables
     argv = TINY + ["--hidden", "16", "--epochs", "2", "--max-train-examples", "320",
                    "--l1-betas", "0.01", "--l2-betas", "0.01", "--late-l1", "0.01",
                    "--late-epoch", "2", "--late-l2", "0", "--threshold", "0.01"]

@@ -1,5 +1,5 @@
 """One experiment, several arms: the same recipe with a few settings changed, each arm one
-:func:`jdl.experiment.run` (jdl.train.fit) in its own folder ``<workdir>/<arm>/``.
+:func:`jdl.runs.supervised.run` (jdl.train.fit) in its own folder ``<workdir>/<arm>/``.
 
 An arm is a name and its overrides of the base config (``dataclasses.replace(cfg,
 **overrides)``). An arm whose folder already holds a summary.json is read back, not retrained;
@@ -32,8 +32,8 @@ def run_arms(cfg, arms: dict, build_model: Callable, workdir: str, *, progress: 
              say: Callable = print) -> dict:
     """{arm: summary} of training ``build_model(arm's config)`` for each arm of ``arms``
     ({name: overrides}), in order, in ``workdir/<name>`` (see the module docstring)."""
-    from jdl import run_dir
-    from jdl.experiment import run
+    from jdl.runs import run_dir
+    from jdl.runs.supervised import run
     out = {}
     for name, overrides in arms.items():
         sub = os.path.join(workdir, name)
@@ -64,7 +64,7 @@ def write_results(workdir: str, experiment: str, table_name: str, table: str, *,
     added, ``wall_time_s`` since ``started``, a time.perf_counter() value); returns the
     summary."""
     import time
-    from jdl import run_dir
+    from jdl.runs import run_dir
     with open(os.path.join(workdir, table_name), "w") as f:
         f.write(table)
     print(table)
