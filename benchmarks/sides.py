@@ -377,7 +377,7 @@ def scanned_rbm_epoch(x: np.ndarray, hidden: int) -> Callable[[int], float]:
 # ----------------------------------------------------------------------------- Keras example fit
 def keras_fit_side(side: str, quick: bool, examples: int | None = None, **_) -> Side:
     """The lecture's Keras example trained for 2 epochs with fit (benchmarks/
-    keras_example_vs_keras.py), compilation included: jdl.experiment.run vs Keras 3 model.fit
+    keras_example_vs_keras.py), compilation included: jdl.runs.supervised.run vs Keras 3 model.fit
     on its JAX backend, the same arrays."""
     from benchmarks import keras_example_vs_keras as kv
     epochs = 1 if quick else 2

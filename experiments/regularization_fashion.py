@@ -11,7 +11,7 @@ arm's test model is its final state; 234 updates). Each arm adds one penalty on 
 matrices (biases are never penalised; jdl.optim.weight_decay), in this order: none; L1 (p = 1)
 beta 1e-4; L2 (p = 2) beta 1e-3; L1 beta 3e-4 switched on at epoch ``late_epoch`` (3) only
 (``penalty_start_epoch``); L1 beta 3e-4 from the start; L2 beta 3e-3. Each is one
-jdl.experiment run (jdl.train.fit) in <workdir>/<arm>/.
+jdl.runs.supervised run (jdl.train.fit) in <workdir>/<arm>/.
 
 Sparsity is the fraction of the weight matrices' entries with |w| < ``threshold`` (1e-3; the
 first layer's initial weights are uniform in +-0.062, so 1e-3 is 1.6% of that range), read from

@@ -19,7 +19,7 @@ changes only the optimiser:
     fixed_increasing_mu   0.05                                        epoch; 0.9 from epoch 2)
 
 (increasing mu: Sutskever, Martens, Dahl & Hinton 2013, eq. 5, capped at 0.9: jdl.optim.
-increasing_momentum through the config's ``momentum_schedule``). Each arm is one jdl.experiment
+increasing_momentum through the config's ``momentum_schedule``). Each arm is one jdl.runs.supervised
 run (jdl.train.fit) in <workdir>/<arm>/; its test accuracy is that of its best-validation
 checkpoint (and of its final state). Writes summary.json (one row per arm), schedules_table.md
 and learning_curves.png (training loss against update, validation accuracy against epoch, and
@@ -100,7 +100,7 @@ def table_markdown(rows: list[dict]) -> str:
 
 def plot_curves(cfg: Config, workdir: str, summaries: dict, steps_per_epoch: int) -> None:
     """learning_curves.png: training loss (log_every windows) against update, validation
-    accuracy against epoch, lambda(t) and mu(t) of each arm (jdl.experiment.
+    accuracy against epoch, lambda(t) and mu(t) of each arm (jdl.runs.supervised.
     optimizer_schedules, the functions the optimiser calls)."""
     import numpy as np
     import matplotlib.pyplot as plt

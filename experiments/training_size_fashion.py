@@ -14,7 +14,7 @@ decay; mu 0.9), batches of 128, ``epochs`` (1) pass but at least ``min_steps`` (
 - mlp: 784-256-256-10, ReLU (jdl.nn.MLP, 269,322 parameters);
 - lenet5: LeNet-5 with ReLU and max-pooling (jdl.nn.LeNet5, 61,706 parameters).
 
-Each (model, n) is one jdl.experiment run (jdl.train.fit) in <workdir>/<model>_n<n>/. Writes
+Each (model, n) is one jdl.runs.supervised run (jdl.train.fit) in <workdir>/<model>_n<n>/. Writes
 summary.json (rows), training_size_table.md and accuracy_vs_size.png (test accuracy and test
 error against n, log axes).
 

@@ -60,7 +60,7 @@ def final_variables(workdir: str, model, example_x) -> dict:
 def write_results(workdir: str, experiment: str, table_name: str, table: str, *,
                   test_model: str, resumed: bool, started: float, **fields) -> dict:
     """Write the comparison's markdown ``table`` to ``workdir/table_name`` (and print it) and
-    its summary.json (jdl.run_dir's schema, no single test model: ``test`` None; ``fields``
+    its summary.json (jdl.runs.run_dir's schema, no single test model: ``test`` None; ``fields``
     added, ``wall_time_s`` since ``started``, a time.perf_counter() value); returns the
     summary."""
     import time
