@@ -64,10 +64,10 @@ def write_results(workdir: str, experiment: str, table_name: str, table: str, *,
     added, ``wall_time_s`` since ``started``, a time.perf_counter() value); returns the
     summary."""
     import time
-    from jdl.runs import run_dir
-    with open(os.path.join(workdir, table_name), "w") as f:
-        f.write(table)
+    from jdl.runs.run_dir import RunDir
+    rd = RunDir(workdir)
+    rd.write_text(table_name, table)
     print(table)
-    return run_dir.write_summary(workdir, {
+    return rd.write_summary({
         "experiment": experiment, "test": None, "test_model": test_model, "resumed": resumed,
         **fields, "wall_time_s": time.perf_counter() - started})
