@@ -332,8 +332,7 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
     grad_fn = backprop(model, loss=cfg.loss)
     if wrap_grad_fn is not None:
         grad_fn = wrap_grad_fn(grad_fn, cfg)
-    step = make_train_step(grad_fn, tx,
-                           batch_spec=spec_of({"x": xtr, "y": ytr}))
+    step = make_train_step(grad_fn, tx, batch_spec=spec_of({"x": xtr, "y": ytr}))
     eval_step = make_eval_step(evaluate_fn(model, loss=cfg.loss))
 
     rd = run_dir.RunDir(workdir)   # several hosts: process 0 writes the outputs
@@ -345,8 +344,8 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
                  seed=cfg.seed, workdir=workdir, checkpoint_every=cfg.checkpoint_every,
                  keep=cfg.keep, patience=cfg.patience, resume=resume, resume_step=resume_step,
                  skip_corrupt=skip_corrupt, log_every=cfg.log_every, progress=progress,
-                 num_classes=num_classes,
-                 eval_batch_size=cfg.eval_batch_size, devices=cfg.devices, parallel=cfg.parallel)
+                 num_classes=num_classes, eval_batch_size=cfg.eval_batch_size,
+                 devices=cfg.devices, parallel=cfg.parallel)
     tested = select_and_test(result, workdir, eval_step, {"x": xte, "y": yte},
                              cfg.eval_batch_size)
     summary = rd.write_summary({

@@ -403,8 +403,7 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     t_start = time.perf_counter()
     _check_arguments(epochs, log_every, checkpoint_every, patience, resume, overwrite, workdir,
                      steps_per_call)
-    if monitor is not None:
-        mode = _monitor_mode(monitor, mode)
+    mode = _monitor_mode(monitor, mode) if monitor is not None else mode
     n = _check_data(train_step, train_data, val_data, batch_size, num_classes, label_key)
     spe = n // batch_size
     loop = _new_loop_state(run_fingerprint(state, train_data, epochs=epochs,
@@ -440,9 +439,7 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
             if loop["stopped_early"]:
                 break
             first = run.step - epoch * spe
-            run.bar = progress_bar(total=spe, initial=first, desc=f"epoch {epoch + 1}/{epochs}",
-                           disable=not (progress and main and sys.stderr.isatty()),
-                           leave=False, dynamic_ncols=True)
+            run.bar = _epoch_bar(spe, first, epoch, epochs, show=progress and main)
             train_time += _train_epoch(run, steps, batch_indices(n, batch_size, seed, epoch),
                                        first, actions, on_step, stop, interrupted, steps_per_call)
             steps_run += spe - first
@@ -450,9 +447,24 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
             _end_epoch(run, epoch, validation, patience)
             if stop.signum is not None:
                 raise interrupted()
+    return _result(run, dp, compile_time, train_time, steps_run * batch_size, t_start,
+                   resumed_from)
+
+
+def _epoch_bar(spe: int, first: int, epoch: int, epochs: int, show: bool):
+    """The epoch's progress bar (steps first..spe), shown only on a terminal."""
+    return progress_bar(total=spe, initial=first, desc=f"epoch {epoch + 1}/{epochs}",
+                        disable=not (show and sys.stderr.isatty()), leave=False,
+                        dynamic_ncols=True)
+
+
+def _result(run, dp, compile_time: float, train_time: float, samples: int, t_start: float,
+            resumed_from) -> FitResult:
+    """fit's FitResult: the final state (process-local), history, timings."""
+    loop = run.loop
     final = distributed.to_local(run.state) if dp.multiprocess else run.state
     return FitResult(state=final, history=loop["history"], best=loop["best"],
                      stopped_early=loop["stopped_early"], compile_time=compile_time,
                      train_time=train_time, wall_time=time.perf_counter() - t_start,
-                     samples_per_s=steps_run * batch_size / train_time if train_time else 0.0,
+                     samples_per_s=samples / train_time if train_time else 0.0,
                      num_devices=dp.num_devices, resumed_from=resumed_from)
