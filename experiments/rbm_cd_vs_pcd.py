@@ -54,7 +54,7 @@ if __name__ == "__main__":   # --help before importing JAX: it answers at once
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jdl import optim, rbm  # noqa: E402
-from jdl.data import binarize, fashion_mnist  # noqa: E402
+from jdl.data import fashion_mnist  # noqa: E402
 
 
 def run(cfg: CDComparisonConfig, workdir: str, progress: bool = True) -> dict:
@@ -63,10 +63,7 @@ def run(cfg: CDComparisonConfig, workdir: str, progress: bool = True) -> dict:
         raise ValueError(f"unknown rules {unknown}; known: {sorted(RULES)}")
     t_start = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
-    x_train = binarize(fashion_mnist.load("train", data_dir=cfg.data_dir).images)
-    x_test = binarize(fashion_mnist.load("test", data_dir=cfg.data_dir).images)
-    if cfg.max_train_examples:
-        x_train = x_train[:cfg.max_train_examples]
+    x_train, x_test = fashion_mnist.load_binarized(cfg.data_dir, cfg.max_train_examples)
     base = rbm.base_rate_bias(jnp.asarray(x_train))
     steps = cfg.epochs * (len(x_train) // cfg.batch_size)
     key = jax.random.PRNGKey(cfg.seed)

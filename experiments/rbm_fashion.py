@@ -61,7 +61,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jdl import optim, rbm  # noqa: E402
 from jdl.runs import plots  # noqa: E402
-from jdl.data import binarize, fashion_mnist  # noqa: E402
+from jdl.data import fashion_mnist  # noqa: E402
 
 
 def completion_mask(image_shape=(28, 28), observed_rows: int = 14):
@@ -74,10 +74,7 @@ def completion_mask(image_shape=(28, 28), observed_rows: int = 14):
 def run(cfg: RBMFashionConfig, workdir: str, resume: bool = False, progress: bool = True):
     t_start = time.perf_counter()
     os.makedirs(workdir, exist_ok=True)
-    x_train = binarize(fashion_mnist.load("train", data_dir=cfg.data_dir).images)
-    x_test = binarize(fashion_mnist.load("test", data_dir=cfg.data_dir).images)
-    if cfg.max_train_examples:
-        x_train = x_train[:cfg.max_train_examples]
+    x_train, x_test = fashion_mnist.load_binarized(cfg.data_dir, cfg.max_train_examples)
     steps = cfg.epochs * (len(x_train) // cfg.batch_size)
     lr = optim.make_schedule(cfg.schedule, cfg.learning_rate, total_steps=steps)
     tx = optim.sgd(lr, cfg.momentum, l2=cfg.l2)

@@ -182,3 +182,18 @@ def test_binarize_thresholds_intensities():
     np.testing.assert_array_equal(binarize(img), [[0, 0, 1, 1]])   # 127/255 < 0.5 < 128/255
     np.testing.assert_array_equal(binarize(np.array([[0.2, 0.7]]), threshold=0.6), [[0, 1]])
     assert binarize(img).dtype == np.float32
+
+
+def test_load_binarized_thresholds_both_splits_and_cuts_the_training_set(tmp_path):
+    from jdl.data import fashion_mnist
+    rng = np.random.default_rng(1)
+    imgs = {"train": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+            "t10k": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)}
+    for split in ("train", "t10k"):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", imgs[split])
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", np.zeros(len(imgs[split]), np.uint8))
+    x_train, x_test = fashion_mnist.load_binarized(str(tmp_path), max_train_examples=2)
+    # by hand: a pixel is on when its intensity / 255 exceeds one half, i.e. intensity >= 128
+    np.testing.assert_array_equal(x_train, (imgs["train"][:2] >= 128).reshape(2, -1).astype(np.float32))
+    np.testing.assert_array_equal(x_test, (imgs["t10k"] >= 128).reshape(3, -1).astype(np.float32))
+    assert fashion_mnist.load_binarized(str(tmp_path))[0].shape == (5, 784)

@@ -102,6 +102,17 @@ def load(split: str = "train", name: str = "fashion_mnist", data_dir: str | None
     return Split(images[..., None], labels.astype(np.int32))
 
 
+def load_binarized(data_dir: str | None = None, max_train_examples: int | None = None,
+                   name: str = "fashion_mnist") -> tuple[np.ndarray, np.ndarray]:
+    """Train and test images binarised at 0.5 (``jdl.data.binarize``: pixel / 255 > 0.5, float32
+    0/1, one flattened row of 784 per image) for the RBM experiments, the training set cut to
+    its first ``max_train_examples`` when given (None or 0: all of it)."""
+    from jdl.data.normalize import binarize
+    x_train = binarize(load("train", name, data_dir).images)
+    x_test = binarize(load("test", name, data_dir).images)
+    return (x_train[:max_train_examples] if max_train_examples else x_train), x_test
+
+
 def is_available(name: str = "fashion_mnist", data_dir: str | None = None) -> bool:
     try:
         find_dir(name, data_dir)
