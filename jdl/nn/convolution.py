@@ -9,13 +9,16 @@ dL/dy with the flipped kernel (XLA's own transpose rule), and
 
     dL/dk[a, b, c, o] = sum_{n, i, j} x_pad[n, i + a, j + b, c] dL/dy[n, i, j, o],
 
-which is computed here, on CPU only, as kh * kw matrix products (N H W x C)^T (N H W x O)
-instead of XLA's generic kernel-gradient convolution: on the 2-core CPU this halves the cost of
-that term for the lecture's Keras convnet (BUILD_NOTES.md, 'conv kernel gradient'). The choice
-is made when the program is lowered for its platform (``jax.lax.platform_dependent``): GPU and
-TPU programs use XLA's native kernel gradient, and the CPU branch is not in them. ``max_pool`` with
-stride == window and divisible sizes is a reshape + max, whose gradient is an elementwise
-mask rather than XLA's slower select-and-scatter; other cases fall back to flax's pooling.
+which is computed here, on CPU only and for the layer shapes where it measured faster
+(:func:`taps_pay_off`: 3x3 kernels over >= 32 channels), as kh * kw matrix products
+(N H W x C)^T (N H W x O) instead of XLA's generic kernel-gradient convolution: on the 2-core
+CPU this halves the cost of that term for the lecture's Keras convnet (BUILD_NOTES.md, 'conv
+kernel gradient'). The platform choice is made when the program is lowered
+(``jax.lax.platform_dependent``): GPU and TPU programs use XLA's native kernel gradient, and
+the CPU branch is not in them. ``max_pool`` with stride == window and divisible sizes is a
+reshape + :func:`window_max`, whose gradient is wh * ww elementwise comparisons (XLA's
+first-maximum rule) rather than XLA's select-and-scatter (23x slower here) or jnp.max's
+tie-counting rule (4x); other cases fall back to flax's pooling.
 """
 from __future__ import annotations
 
@@ -70,10 +73,25 @@ def kernel_grad_xla(x, g, kernel_shape, padding):
     return vjp_k(g)[0]
 
 
+def taps_pay_off(x_shape, kernel_shape) -> bool:
+    """Whether :func:`kernel_grad_taps` beats XLA's kernel-gradient convolution on CPU for
+    this layer: 3x3 kernels (or smaller) over >= 32 input channels on maps of >= 14x14. The
+    rule is read off measurements on the 2-core AVX-512 CPU (BUILD_NOTES.md, 'kernel gradient
+    per shape'; milliseconds, taps / XLA): the Keras example's 26x26x32 -> 32 3x3 7.5 / 13.7,
+    ResNet's 14x14x32 -> 32 12.3 / 17.6; XLA's own as fast or faster for LeNet-5's and the
+    benchmark convnet's 5x5 kernels (28x28x1 -> 32: 18.1 / 5.8; 14x14x32 -> 64: 62.9 / 53.6),
+    for one input channel, 16 channels (28x28x16 -> 16: 36.7 / 20.2) and 7x7 maps (7.9 / 10.9
+    the other way)."""
+    kh, kw, cin, _ = kernel_shape
+    return kh * kw <= 9 and cin >= 32 and x_shape[1] * x_shape[2] >= 196
+
+
 def _bwd(padding, res, g):
     x, k = res
     _, vjp_x = jax.vjp(lambda x_: _conv(x_, k, padding), x)
     (dx,) = vjp_x(g)
+    if not taps_pay_off(x.shape, k.shape):
+        return dx, kernel_grad_xla(x, g, k.shape, padding).astype(k.dtype)
     # the tap products on CPU only; XLA's native convolution gradient on GPU/TPU (chosen when
     # the program is lowered for its platform)
     dk = jax.lax.platform_dependent(
@@ -121,9 +139,40 @@ def _pool(x, window, strides, reduce, fallback):
     return fallback(x, (wh, ww), strides=(sh, sw))
 
 
+@jax.custom_vjp
+def window_max(xr):
+    """max over axes 2 and 4 of (N, H', wh, W', ww, C) windows, with the gradient of XLA's
+    max pooling (select-and-scatter): dL/dy goes to the FIRST maximal element of each window
+    in row-major order (ties, e.g. ReLU zeros, give it to one element, not shared), computed
+    by wh * ww elementwise comparisons instead of a scatter or jnp.max's tie-counting rule."""
+    return xr.max(axis=(2, 4))
+
+
+def _window_max_fwd(xr):
+    m = xr.max(axis=(2, 4))
+    return m, (xr, m)
+
+
+def _window_max_bwd(res, g):
+    xr, m = res
+    taken, rows = None, []
+    for a in range(xr.shape[2]):
+        row = []
+        for b in range(xr.shape[4]):
+            hit = xr[:, :, a, :, b, :] == m
+            hit, taken = (hit, hit) if taken is None else (hit & ~taken, taken | hit)
+            row.append(jnp.where(hit, g, jnp.zeros_like(g)))
+        rows.append(jnp.stack(row, axis=3))
+    return (jnp.stack(rows, axis=2).astype(xr.dtype),)
+
+
+window_max.defvjp(_window_max_fwd, _window_max_bwd)
+
+
 def max_pool(x, window: Sequence[int], strides: Sequence[int] | None = None):
-    """Max pooling over NHWC; non-overlapping windows are a reshape + max (fast gradient)."""
-    return _pool(x, window, strides, jnp.max, nn.max_pool)
+    """Max pooling over NHWC; non-overlapping windows are a reshape + :func:`window_max`
+    (elementwise gradient, XLA's tie rule)."""
+    return _pool(x, window, strides, lambda v, axis: window_max(v), nn.max_pool)
 
 
 def avg_pool(x, window: Sequence[int], strides: Sequence[int] | None = None):
