@@ -237,7 +237,13 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as shared:
         for name in names:
-            rows += bench_workload(name, a, python_of, shared)
+            try:
+                rows += bench_workload(name, a, python_of, shared)
+            except RuntimeError as e:   # a side that failed: its row says why, the rest run
+                why = str(e).strip().splitlines()
+                rows.append({"workload": name, "peer": "-",
+                             "skipped": f"failed: {why[0]} {why[-1]}"[:300]})
+                print(f"[{name}] failed: {why[-1]}", flush=True)
     print()
     print(table(rows))
     print(f"\nratios > 1: jdl faster; load average at the end {os.getloadavg()[0]:.1f}")

@@ -1,12 +1,13 @@
-"""Where the CPU convnet train step spends its time: each operation of LeNet-5 and the benchmark
-convnet timed alone, jdl/XLA beside PyTorch, at the models' own shapes (batch 128).
+"""Where the CPU convnet train step spends its time: each operation of LeNet-5, the benchmark
+convnet and the lecture's Keras example timed alone, jdl/XLA beside PyTorch, at the models' own
+shapes (batch 128; the Keras example 32).
 
-    python benchmarks/conv_profile.py [--models lenet5 convnet] [--repeats 30] [--rounds 5]
+    python benchmarks/conv_profile.py [--models lenet5 convnet keras_example] [--repeats 30]
     (PyTorch from another venv: run this file with that venv's python; it needs jdl and torch)
 
 For every convolution: the forward pass, dL/dx (absent from the real step for the first layer:
-marked '(unused)'), and dL/dk three ways: jdl's CPU tap products (jdl.nn.convolution's
-default on CPU), XLA's own kernel-gradient convolution, and PyTorch's
+marked '(unused)'), and dL/dk three ways: jdl's CPU tap products, XLA's own kernel-gradient
+convolution (the one jdl.nn.convolution.taps_pay_off picks is marked '(used)'), and PyTorch's
 ``aten.convolution_backward`` with only the weight mask set. For every max-pool and dense
 layer: forward and backward. Each operation is one jitted function (inputs already on the
 device) or one PyTorch call, timed as the median over ``--rounds`` of the mean of
@@ -39,6 +40,11 @@ MODELS = {
                 ("pool", "pool2 max 2x2", (128, 14, 14, 64)),
                 ("dense", "dense 3136->1024", (128, 3136, 1024)),
                 ("dense", "dense 1024->10", (128, 1024, 10))],
+    "keras_example": [("conv", "conv1 3x3 1->32 valid", (32, 28, 28, 1, 32, 3, "VALID")),
+                      ("conv", "conv2 3x3 32->32 valid", (32, 26, 26, 32, 32, 3, "VALID")),
+                      ("pool", "max 2x2", (32, 24, 24, 32)),
+                      ("dense", "dense 4608->128", (32, 4608, 128)),
+                      ("dense", "dense 128->10", (32, 128, 10))],
 }
 
 
@@ -64,9 +70,11 @@ def jax_ops(kind, shape, first):
         ops["forward"] = timed(lambda a, b: cv._conv(a, b, pad), x, kern)
         ops["dL/dx" + (" (unused)" if first else "")] = timed(
             lambda a, b, gg: jax.vjp(lambda a_: cv._conv(a_, b, pad), a)[1](gg)[0], x, kern, g)
-        ops["dL/dk taps (jdl CPU)"] = timed(
+        used = cv.taps_pay_off(x.shape, kern.shape)   # the formulation jdl's step runs on CPU
+        ops["dL/dk taps" + (" (used)" if used else "")] = timed(
             lambda a, gg: cv.kernel_grad_taps(a, gg, kern.shape, pad), x, g)
-        ops["dL/dk XLA"] = timed(lambda a, gg: cv.kernel_grad_xla(a, gg, kern.shape, pad), x, g)
+        ops["dL/dk XLA" + ("" if used else " (used)")] = timed(
+            lambda a, gg: cv.kernel_grad_xla(a, gg, kern.shape, pad), x, g)
     elif kind == "pool":
         n, h, w, c = shape
         x = jax.random.normal(key, shape)
@@ -130,8 +138,9 @@ def mean_ms(f, repeats):
 
 
 def in_step(op: str) -> bool:
-    """Whether the real train step runs this operation (jdl's side: its CPU dL/dk only)."""
-    return "(unused)" not in op and op != "dL/dk XLA"
+    """Whether the real train step runs this operation (jdl's side: the dL/dk formulation
+    that jdl.nn.convolution.taps_pay_off picks, marked '(used)')."""
+    return "(unused)" not in op and (not op.startswith("dL/dk") or op.endswith("(used)"))
 
 
 def main(argv=None):

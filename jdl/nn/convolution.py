@@ -41,6 +41,12 @@ def _pads(padding, kh, kw):
 
 
 def _conv(x, k, padding):
+    kh, kw, cin, cout = k.shape
+    if padding == "VALID" and x.shape[1:] == (kh, kw, cin):
+        # the kernel covers the whole input (LeNet-5's C5): a full layer on the flattened
+        # input, whose gradients are matrix products (XLA's 'full' correlation for dL/dx was
+        # 4x slower here: BUILD_NOTES.md, 'conv profile')
+        return (x.reshape(x.shape[0], -1) @ k.reshape(-1, cout)).reshape(-1, 1, 1, cout)
     return jax.lax.conv_general_dilated(x, k, (1, 1), list(_pads(padding, *k.shape[:2])),
                                         dimension_numbers=_DN)
 

@@ -95,6 +95,9 @@ class ExperimentConfig:
     patience: Optional[int] = option(None, "early stopping: epochs without a better validation "
                                      "score (none: off)")
     log_every: int = option(100, "steps between logged training losses", low=1)
+    steps_per_call: int = option(0, "train steps per compiled call (fit's k; results are the "
+                                 "same for every k); 0: the model family's measured best, 32 "
+                                 "for MLPs, 1 for convnets and the rest", low=0, resumable=True)
     eval_batch_size: int = option(1000, "examples per evaluation batch", low=1)
     max_train_examples: Optional[int] = option(None, "use only the first N training examples "
                                                "(smoke runs)", low=1)
@@ -286,6 +289,15 @@ def select_and_test(result, workdir: str | None, eval_step, test_data: dict, bat
 
 
 # --- the run ---------------------------------------------------------------------------------
+def family_steps_per_call(model) -> int:
+    """fit's steps per compiled call for ``model``, as measured (benchmarks/steps_per_call.py,
+    BUILD_NOTES.md 'steps per call'): 32 for an MLP (k = 8-32: 1.17-1.19x the steps/s of
+    k = 1), 1 for everything else (LeNet-5 scanned: 0.3x, XLA's CPU convolutions lose their
+    threads inside a loop)."""
+    from jdl.nn import MLP
+    return 32 if isinstance(model, MLP) else 1
+
+
 def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool = False,
         resume_step: int | None = None, progress: bool = True, title: str = "",
         initial_params=None, wrap_grad_fn: Callable | None = None, *, overwrite: bool = False,
@@ -345,7 +357,8 @@ def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool
                  keep=cfg.keep, patience=cfg.patience, resume=resume, resume_step=resume_step,
                  skip_corrupt=skip_corrupt, log_every=cfg.log_every, progress=progress,
                  num_classes=num_classes, eval_batch_size=cfg.eval_batch_size,
-                 devices=cfg.devices, parallel=cfg.parallel)
+                 devices=cfg.devices, parallel=cfg.parallel,
+                 steps_per_call=cfg.steps_per_call or family_steps_per_call(model))
     tested = select_and_test(result, workdir, eval_step, {"x": xte, "y": yte},
                              cfg.eval_batch_size)
     summary = rd.write_summary({

@@ -108,12 +108,18 @@ def _encode(encode: Callable, params, x, batch_size: int | None):
                             for i in range(0, x.shape[0], batch_size)])
 
 
+# fit's steps per compiled call for the layers (RBMs, one-layer autoencoders): short steps,
+# where dispatch per call costs up to a fifth of the time (BUILD_NOTES.md, 'steps per call')
+STEPS_PER_CALL = 32
+
+
 def greedy_layerwise(setup_layer: Callable[[int, Any], Layer], x, n_layers: int, rng, *,
                      epochs, batch_size: int, x_val=None, seed: int = 0,
                      workdir: str | None = None, resume: bool = False, progress: bool = False,
                      verbose: bool = True, log_every: int = 50,
                      encode_batch_size: int | None = None, devices=None,
-                     parallel: str = "sharded") -> GreedyResult:
+                     parallel: str = "sharded",
+                     steps_per_call: int = STEPS_PER_CALL) -> GreedyResult:
     """Train ``n_layers`` layers greedily (see the module docstring for the procedure).
 
     ``setup_layer(l, key) -> Layer`` builds layer l (0-based) from its training key
@@ -121,7 +127,8 @@ def greedy_layerwise(setup_layer: Callable[[int, Any], Layer], x, n_layers: int,
     held-out data (both float arrays of shape (n, n_0)). Each layer is trained by ``fit`` on
     ``{'x': h_{l-1}}`` for its ``epochs`` with ``batch_size``, batch order ``seed + l``,
     ``progress`` / ``verbose`` / ``log_every`` (fit's output), ``workdir/layer{l}`` with
-    ``resume`` (TensorBoard events too, when there is a workdir), ``devices`` and
+    ``resume`` (TensorBoard events too, when there is a workdir), ``steps_per_call`` (fit's k
+    steps per compiled call: bit-identical for every k), ``devices`` and
     ``parallel``. The up-pass runs in chunks of ``encode_batch_size`` rows (None: at once).
 
     Returns a :class:`GreedyResult` (each layer's params and history)."""
@@ -140,7 +147,8 @@ def greedy_layerwise(setup_layer: Callable[[int, Any], Layer], x, n_layers: int,
                      val_data=None if val is None else {"x": val},
                      workdir=None if workdir is None else os.path.join(workdir, f"layer{layer}"),
                      resume=resume, progress=progress, verbose=verbose, log_every=log_every,
-                     tensorboard=workdir is not None, devices=devices, parallel=parallel)
+                     tensorboard=workdir is not None, devices=devices, parallel=parallel,
+                     steps_per_call=steps_per_call)
         params.append(result.state.params)
         histories.append(result.history)
         if layer + 1 < n_layers:
