@@ -305,13 +305,16 @@ def _call_length(actions: list, step: int, most: int) -> int:
 
 def _train_epoch(run: _Run, steps: GatheredSteps, order, first: int, actions: list,
                  on_step, stop, interrupted, steps_per_call: int = 1) -> float:
-    """Steps ``first`` .. the epoch's last of ``order``, in calls of up to ``steps_per_call``
-    steps that end where an action is due; the actions that are due run after a sync.
+    """Steps ``first`` .. the epoch's last of ``order``, in calls of ``steps_per_call`` steps,
+    or of one step where fewer are left before an action is due or the epoch ends; the
+    actions that are due run after a sync.
     Returns the seconds spent."""
     t0, spe, b = time.perf_counter(), len(order), first
     while b < spe:
         k = 1 if steps_per_call == 1 else _call_length(actions, run.step,
                                                          min(steps_per_call, spe - b))
+        k = k if k == steps_per_call else 1   # the steps before an action or the epoch's end
+        # run one per call: two executables (k and 1), not one more per remainder length
         run.state, metrics = steps(run.state, order[b] if k == 1 else order[b:b + k])
         run.pending.append((k, metrics))
         for s in range(run.step + 1, run.step + k + 1) if on_step is not None else ():
@@ -397,8 +400,9 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
     split with the batch across devices (default ``train_step.per_example_state`` if the step
     declares it, else jdl.parallel.PER_EXAMPLE, PCD's 'chains'). ``steps_per_call`` k runs up
     to k steps in one compiled call (lax.scan over k gathered batches; the idea of Keras's
-    steps_per_execution): calls end where an action is due, so metrics, checkpoints, resumption
-    and the NaN guard are those of k = 1; the progress bar moves once per call.
+    steps_per_execution): the steps left before an action is due or the epoch ends run one per
+    call (two executables in all), so metrics, checkpoints, resumption and the NaN guard are
+    those of k = 1; the progress bar moves once per call.
     """
     t_start = time.perf_counter()
     _check_arguments(epochs, log_every, checkpoint_every, patience, resume, overwrite, workdir,
