@@ -65,7 +65,8 @@ class _Dense(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], n_out), jnp.float32)
         bias = self.param("bias", zeros, (n_out,), jnp.float32)
         dtype = jnp.result_type(x.dtype, kernel.dtype)
-        return jnp.dot(x.astype(dtype), kernel.astype(dtype)) + bias.astype(dtype)
+        y = jnp.dot(x.astype(dtype), kernel.astype(dtype))
+        return y + jnp.reshape(bias.astype(dtype), (1,) * (y.ndim - 1) + (-1,))  # rank-explicit
 
 
 class _TiedDense(nn.Module):
@@ -75,7 +76,8 @@ class _TiedDense(nn.Module):
     def __call__(self, x, kernel):
         bias = self.param("bias", zeros, (kernel.shape[0],), jnp.float32)
         dtype = jnp.result_type(x.dtype, kernel.dtype)
-        return jnp.dot(x.astype(dtype), kernel.T.astype(dtype)) + bias.astype(dtype)
+        y = jnp.dot(x.astype(dtype), kernel.T.astype(dtype))
+        return y + jnp.reshape(bias.astype(dtype), (1,) * (y.ndim - 1) + (-1,))
 
 
 class Autoencoder(nn.Module):

@@ -130,7 +130,8 @@ class Conv(nn.Module):
         k = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
         y = conv2d(x, k.astype(x.dtype), self.padding)
         if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,)).astype(y.dtype)
+            b = self.param("bias", self.bias_init, (self.features,)).astype(y.dtype)
+            y = y + b.reshape(1, 1, 1, -1)   # rank-explicit (as flax's Conv)
         return y
 
 
