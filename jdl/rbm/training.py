@@ -25,6 +25,7 @@ from jdl.rbm.energy import check_bernoulli_data, check_visible, free_energy, ini
 from jdl.train import create_state, fit, make_train_step
 from jdl.parallel.compilation_cache import memoize
 from jdl.train.greedy import flatten_examples
+from jdl.train.loop import SHORT_STEPS_PER_CALL
 
 
 def rbm_train_setup(params, rng, tx: optax.GradientTransformation, *, batch_size: int,
@@ -80,17 +81,12 @@ def cd_train_step(tx: optax.GradientTransformation, **cd_options):
     return make_train_step(contrastive_divergence(**cd_options), tx)
 
 
-# fit's steps per compiled call for RBM training: CD/PCD steps are short (a few small matrix
-# products), so per-call dispatch is a large share of them (BUILD_NOTES.md, 'steps per call')
-STEPS_PER_CALL = 32
-
-
 def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.GradientTransformation,
               k: int = 1, persistent: bool = False, visible: str = "bernoulli",
               seed: int = 0, workdir: str | None = None, resume: bool = False,
               progress: bool = False, verbose: bool = True, log_every: int = 100,
               init_scale: float = 0.01, devices=None, parallel: str = "sharded",
-              steps_per_call: int = STEPS_PER_CALL, **cd_options):
+              steps_per_call: int = SHORT_STEPS_PER_CALL, **cd_options):
     """Train an RBM on ``x`` (n examples, any trailing shape, flattened) by CD-k or PCD-k.
 
     ``params``: an RBM params pytree to start from, or an int, the number of hidden units of a
@@ -104,7 +100,7 @@ def train_rbm(x, params, rng, *, epochs: int, batch_size: int, tx: optax.Gradien
     ``devices`` / ``parallel`` go to fit (jdl.parallel: ``batch_size`` is the global batch;
     PCD's chains are split across the devices with their examples). ``steps_per_call``:
     fit's k steps per compiled call (bit-identical results for every k; the default,
-    STEPS_PER_CALL, was chosen by benchmarks/steps_per_call.py).
+    jdl.train.loop.SHORT_STEPS_PER_CALL, was chosen by benchmarks/steps_per_call.py).
 
     Bernoulli visible units take data in [0, 1] (binary, or probabilities as in Hinton's
     practical guide, section 3.2); other values raise DataError before training.

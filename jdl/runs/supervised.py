@@ -295,7 +295,8 @@ def family_steps_per_call(model) -> int:
     k = 1), 1 for everything else (LeNet-5 scanned: 0.3x, XLA's CPU convolutions lose their
     threads inside a loop)."""
     from jdl.nn import MLP
-    return 32 if isinstance(model, MLP) else 1
+    from jdl.train.loop import SHORT_STEPS_PER_CALL
+    return SHORT_STEPS_PER_CALL if isinstance(model, MLP) else 1
 
 
 def run(cfg: ExperimentConfig, build_model: Callable, workdir: str, resume: bool = False,

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jdl.train.loop import fit
+from jdl.train.loop import SHORT_STEPS_PER_CALL, fit
 from jdl.train.state import TrainState
 
 
@@ -108,18 +108,13 @@ def _encode(encode: Callable, params, x, batch_size: int | None):
                             for i in range(0, x.shape[0], batch_size)])
 
 
-# fit's steps per compiled call for the layers (RBMs, one-layer autoencoders): short steps,
-# where dispatch per call costs up to a fifth of the time (BUILD_NOTES.md, 'steps per call')
-STEPS_PER_CALL = 32
-
-
 def greedy_layerwise(setup_layer: Callable[[int, Any], Layer], x, n_layers: int, rng, *,
                      epochs, batch_size: int, x_val=None, seed: int = 0,
                      workdir: str | None = None, resume: bool = False, progress: bool = False,
                      verbose: bool = True, log_every: int = 50,
                      encode_batch_size: int | None = None, devices=None,
                      parallel: str = "sharded",
-                     steps_per_call: int = STEPS_PER_CALL) -> GreedyResult:
+                     steps_per_call: int = SHORT_STEPS_PER_CALL) -> GreedyResult:
     """Train ``n_layers`` layers greedily (see the module docstring for the procedure).
 
     ``setup_layer(l, key) -> Layer`` builds layer l (0-based) from its training key

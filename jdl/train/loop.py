@@ -297,6 +297,12 @@ def _writers(workdir, main: bool, tensorboard: bool, writers, cleanup) -> list:
     return [logger, *writers] if main else [logger]
 
 
+# fit's steps per compiled call for short steps (MLPs, autoencoders, RBMs): k = 8-32 gave
+# 1.02-1.26x the steps/s of k = 1, scanned CPU convnets 0.3x (benchmarks/steps_per_call.py,
+# BUILD_NOTES.md 'steps per call'); the default of train_rbm, the greedy trainer and MLP runs
+SHORT_STEPS_PER_CALL = 32
+
+
 def _call_length(actions: list, step: int, most: int) -> int:
     """Steps in the next call: at most ``most``, ending at the next step an action is due."""
     due = [a.next_due(step) for a in actions]
