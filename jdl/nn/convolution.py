@@ -45,7 +45,7 @@ def _conv(x, k, padding):
     if padding == "VALID" and x.shape[1:] == (kh, kw, cin):
         # the kernel covers the whole input (LeNet-5's C5): a full layer on the flattened
         # input, whose gradients are matrix products (XLA's 'full' correlation for dL/dx was
-        # 4x slower here: BUILD_NOTES.md, 'conv profile')
+        # 4x slower here: BUILD_NOTES.md, sixth session, 'Profile')
         return (x.reshape(x.shape[0], -1) @ k.reshape(-1, cout)).reshape(-1, 1, 1, cout)
     return jax.lax.conv_general_dilated(x, k, (1, 1), list(_pads(padding, *k.shape[:2])),
                                         dimension_numbers=_DN)
@@ -82,8 +82,8 @@ def kernel_grad_xla(x, g, kernel_shape, padding):
 def taps_pay_off(x_shape, kernel_shape) -> bool:
     """Whether :func:`kernel_grad_taps` beats XLA's kernel-gradient convolution on CPU for
     this layer: 3x3 kernels (or smaller) over >= 32 input channels on maps of >= 14x14. The
-    rule is read off measurements on the 2-core AVX-512 CPU (BUILD_NOTES.md, 'kernel gradient
-    per shape'; milliseconds, taps / XLA): the Keras example's 26x26x32 -> 32 3x3 7.5 / 13.7,
+    rule is read off measurements on the 2-core AVX-512 CPU (BUILD_NOTES.md, sixth session,
+    'Kernel gradient, six formulations'; milliseconds, taps / XLA): the Keras example's 26x26x32 -> 32 3x3 7.5 / 13.7,
     ResNet's 14x14x32 -> 32 12.3 / 17.6; XLA's own as fast or faster for LeNet-5's and the
     benchmark convnet's 5x5 kernels (28x28x1 -> 32: 18.1 / 5.8; 14x14x32 -> 64: 62.9 / 53.6),
     for one input channel, 16 channels (28x28x16 -> 16: 36.7 / 20.2) and 7x7 maps (7.9 / 10.9
