@@ -57,6 +57,35 @@ def test_arms_freeze_fine_tune_or_ignore_the_backbone(pretrained):
     assert np.max(np.abs(k_pre - k_scr)) > 1e-2
 
 
+def test_lpft_fine_tunes_from_the_linear_probe(pretrained):
+    """LP-FT = the head arm for lp_steps, then the finetune arm from that head: the same
+    result as running the two by hand (the probe's head spliced into a fresh finetune start)."""
+    import dataclasses
+    from jdl.runs.transfer import adam_cosine, transfer_model, with_augmentation
+    from jdl.train import backprop
+    from jdl.transfer import group_optimizer, init_transfer, split_variables
+    cfg, model, state, _, target = pretrained
+    backbone, bvars = cut(model, state, "pool", target["x"][:1])
+    _, lpft = train_arm("lpft", cfg, backbone, bvars, target, 5, seed=0, lp_steps=3)
+    _, probe = train_arm("head", dataclasses.replace(cfg, steps=3), backbone, bvars, target, 5,
+                         seed=0)
+    assert leaves_equal(probe.state.params["backbone"], bvars["params"])
+    # by hand: the finetune arm's start with the probe's head
+    m = transfer_model(backbone, 5, backbone_train=cfg.backbone_train)
+    params, model_state = split_variables(
+        init_transfer(m, jax.random.PRNGKey(1000), target["x"][:1], bvars))
+    params = {**params, "head": probe.state.params["head"]}
+    tx = group_optimizer({"head": adam_cosine(cfg.head_lr, cfg.steps),
+                          "finetune": adam_cosine(cfg.finetune_lr, cfg.steps)},
+                         {"backbone": "finetune", "head": "head"})
+    by_hand = train_steps(m, params, model_state, tx, target, steps=cfg.steps,
+                          batch_size=cfg.batch_size, seed=0,
+                          grad_fn=with_augmentation(backprop(m), cfg))
+    assert leaves_equal(lpft.state.params, by_hand.state.params)
+    _, ft = train_arm("finetune", cfg, backbone, bvars, target, 5, seed=0)
+    assert not leaves_equal(lpft.state.params["head"], ft.state.params["head"])
+
+
 def test_train_steps_makes_at_least_the_asked_updates(pretrained):
     cfg, model, state, _, target = pretrained
     import optax

@@ -14,6 +14,8 @@ output and perform learning of new output layers + fine-tuning of re-used layers
   parameters receive the update -0.0: jdl.transfer.frozen) and in inference mode;
 - ``finetune``: the same model, h trained too with a smaller learning rate
   (jdl.transfer.group_optimizer: one Adam per group);
+- ``lpft``: linear probing then fine-tuning (Kumar et al. 2022): the ``head`` arm for a
+  few updates, then the ``finetune`` arm from that head rather than a random one;
 - ``scratch``: the same network (backbone + head) from a random initialisation, every layer
   at the scratch learning rate, batch norm in training mode.
 
@@ -156,12 +158,21 @@ def transfer_model(backbone, num_outputs: int, backbone_train: bool) -> Transfer
 
 def train_arm(arm: str, cfg: TransferConfig, backbone, backbone_vars, data: dict,
               num_outputs: int, seed: int, loss="cross_entropy",
-              metrics: Callable | None = None):
-    """Train one gradient arm ('head', 'finetune' or 'scratch', see the module docstring) on
-    ``data``; returns (model, FitResult)."""
-    if arm not in ("head", "finetune", "scratch"):
-        raise ValueError(f"arm must be 'head', 'finetune' or 'scratch', got {arm!r}")
+              metrics: Callable | None = None, lp_steps: int = 100):
+    """Train one gradient arm ('head', 'finetune', 'lpft' or 'scratch', see the module
+    docstring) on ``data``; returns (model, FitResult). 'lpft' (Kumar et al. 2022, "Fine-Tuning
+    can Distort Pretrained Features"): ``lp_steps`` updates of the head alone (the 'head' arm,
+    cut short), then the 'finetune' arm's ``cfg.steps`` updates starting from that head."""
+    if arm not in ("head", "finetune", "lpft", "scratch"):
+        raise ValueError(f"arm must be 'head', 'finetune', 'lpft' or 'scratch', got {arm!r}")
     rng = jax.random.PRNGKey(1000 + seed)
+    head_vars = None
+    if arm == "lpft":
+        lp_cfg = dataclasses.replace(cfg, steps=lp_steps)
+        _, lp = train_arm("head", lp_cfg, backbone, backbone_vars, data, num_outputs, seed,
+                          loss, metrics)
+        head_vars = {"params": {"head": lp.state.params["head"]}}
+        arm = "finetune"
     if arm == "scratch":
         model = transfer_model(backbone, num_outputs, backbone_train=True)
         variables = model.init(rng, data["x"][:1], train=False)
@@ -170,6 +181,8 @@ def train_arm(arm: str, cfg: TransferConfig, backbone, backbone_vars, data: dict
         model = transfer_model(backbone, num_outputs,
                                backbone_train=cfg.backbone_train and arm == "finetune")
         variables = init_transfer(model, rng, data["x"][:1], backbone_vars)
+        if head_vars is not None:   # LP-FT: the head learnt on the frozen backbone
+            variables["params"] = {**variables["params"], **head_vars["params"]}
         body = "frozen" if arm == "head" else "finetune"
         transforms = {"head": adam_cosine(cfg.head_lr, cfg.steps)}
         if body == "finetune":
