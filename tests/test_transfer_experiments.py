@@ -120,7 +120,8 @@ def test_logistic_regression_picks_c_by_validation_accuracy():
     ("transfer_fashion", ["--labels", "4", "--curve-labels", "4", "--val-per-class", "4",
                           "--max-examples", "150"], "finetune_minus_scratch"),
     ("pose_regression", ["--labels", "20", "--val-size", "10", "--cut-layer", "block2",
-                         "--max-examples", "150", "--arms", "finetune,scratch"],
+                         "--max-examples", "150", "--arms", "finetune,lpft,scratch",
+                         "--lp-steps", "2"],
      "finetune_over_scratch_error"),
 ])
 def test_script_smoke(tmp_path, script, args, key):
