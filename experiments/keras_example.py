@@ -6,8 +6,8 @@ validation_split), categorical cross-entropy.
     python experiments/keras_example.py [--workdir runs/keras_example]
 
 Runtime on the 2-core dev machine: 196 s for the two epochs, compilation included (Keras 3 on
-the same data: 213 s). Result: test accuracy 0.8915 with seed 0 (Keras 3: 0.8932); the
-mean over seeds is in BUILD_NOTES.md.
+the same data: 213 s). Result: test accuracy 0.8915 with seed 0 (Keras 3: 0.8932); mean of
+seeds 0-4 0.8913 (Keras 3: 0.8924; per seed in BUILD_NOTES.md).
 The side-by-side against Keras 3: python benchmarks/keras_example_vs_keras.py
 """
 import dataclasses
