@@ -13,13 +13,31 @@ _EVENTS = []
 monitoring.register_event_duration_secs_listener(lambda name, *a, **k: _EVENTS.append(name))
 
 
+def _session_cache():
+    """The suite's persistent cache (conftest.py) back on, as it was before a test changed it."""
+    d = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if d:
+        cc.enable_compilation_cache(d, float(os.environ.get(
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")))
+    else:
+        cc.disable_compilation_cache()
+
+
+@pytest.fixture
+def no_persistent_cache():
+    """Compilations counted here are real ones: no program loaded from the suite's cache."""
+    cc.disable_compilation_cache()
+    yield
+    _session_cache()
+
+
 def _compiles_during(fn):
     start = len(_EVENTS)
     out = fn()
     return out, sum("backend_compile" in e for e in _EVENTS[start:])
 
 
-def test_train_rbm_second_call_does_not_recompile():
+def test_train_rbm_second_call_does_not_recompile(no_persistent_cache):
     x = (np.random.default_rng(0).random((40, 12)) < 0.4).astype(np.float32)
     tx = optim.sgd(0.05)
     call = lambda tx: rbm.train_rbm(x, 5, jax.random.PRNGKey(0), epochs=1, batch_size=10,  # noqa: E731
@@ -57,7 +75,7 @@ def test_persistent_cache_writes_and_is_reused(tmp_path):
             lambda: jax.jit(fn)(np.ones((7, 5), np.float32)).block_until_ready())
         assert n == 0 or len([e for e in _EVENTS if "cache_hits" in e]) > hits
     finally:
-        cc.disable_compilation_cache()
+        _session_cache()
 
 
 @pytest.mark.parametrize("flag, on", [([], True), (["--no-compilation-cache"], False)])
@@ -69,4 +87,4 @@ def test_experiment_flag(flag, on, tmp_path, monkeypatch):
         assert ns.compilation_cache is on
         assert (jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")) is on
     finally:
-        cc.disable_compilation_cache()
+        _session_cache()

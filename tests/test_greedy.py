@@ -25,14 +25,14 @@ def test_dbn_is_train_rbm_layer_by_layer_and_scores_held_out_data():
     # reconstruction error of the held-out data propagated up, computed here directly.
     x, x_val = _binary(40, 6, 0), _binary(10, 6, 1)
     init = dbn.init_stack(KEY, 6, (4, 3))
-    kw = dict(batch_size=10, tx_factory=lambda l: optax.sgd(0.1 * (l + 1)), persistent=True,
-              verbose=False)
+    txs = [optax.sgd(0.1 * (l + 1)) for l in range(2)]   # shared: the same compiled steps
+    kw = dict(batch_size=10, tx_factory=lambda l: txs[l], persistent=True, verbose=False)
     stack, history = dbn.greedy_layerwise(x, (4, 3), KEY, epochs=(1, 2), initial=init, seed=5,
                                           x_val=x_val, return_history=True, **kw)
     h, v = jnp.asarray(x), jnp.asarray(x_val)
     for layer, epochs in enumerate((1, 2)):
         ref = rbm.train_rbm(h, init[layer], jax.random.fold_in(KEY, layer), epochs=epochs,
-                            batch_size=10, tx=optax.sgd(0.1 * (layer + 1)), persistent=True,
+                            batch_size=10, tx=txs[layer], persistent=True,
                             seed=5 + layer, verbose=False).state.params
         for name in ("W", "b", "c"):
             np.testing.assert_array_equal(stack[layer][name], ref[name])

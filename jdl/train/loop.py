@@ -437,8 +437,9 @@ def fit(train_step: Callable, state, train_data: dict, *, epochs: int, batch_siz
                    _writers(workdir, main, tensorboard, writers, cleanup), say, monitor, mode)
         run.writers[0].truncate_after(run.step)  # drop records a killed run wrote after its checkpoint
         t0 = time.perf_counter()
-        k = min(steps_per_call, spe)
-        steps.compile(state, k if k > 1 else 0)    # the calls of k steps (others: when met)
+        # the calls of k steps ahead of time (one-step calls: when met); an epoch shorter
+        # than k runs one step per call (_train_epoch), so its k-step program is not built
+        steps.compile(state, steps_per_call if 1 < steps_per_call <= spe else 0)
         compile_time = time.perf_counter() - t0
         validation = _validation(dp, eval_step, val_data, eval_batch_size)
         actions = _actions(run, log_every, checkpoint_every, hooks)
