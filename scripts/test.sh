@@ -2,4 +2,12 @@
 # One command: make the environment, install jdl, run the whole test suite (CI runs this).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
-python -m pytest -p no:warnings -p no:unraisableexception "$@"
+# Two pytest-xdist workers (JDL_TEST_WORKERS; 0 runs the tests in this process), each test
+# file kept on one worker (--dist loadfile: a module's fixtures are built once). JAX compiles
+# on one thread, so two workers on two cores take about ... of one worker's time.
+WORKERS="${JDL_TEST_WORKERS:-2}"
+if [ "$WORKERS" = "0" ]; then
+  python -m pytest -p no:warnings -p no:unraisableexception "$@"
+else
+  python -m pytest -p no:warnings -p no:unraisableexception -n "$WORKERS" --dist loadfile "$@"
+fi

@@ -1,6 +1,8 @@
 import os
 
 os.environ.setdefault("XLA_FLAGS", "")  # multi-device tests set their own in a subprocess
+# scripts/test.sh runs two pytest-xdist workers: on a GPU, neither may take 75% of its memory
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # One persistent compilation cache for the whole session, fresh each session and removed at
 # its end: the programs the tests compile again (a worker subprocess training what the test
 # trained in-process, the three runs of a kill-and-resume check, a parametrised test's
