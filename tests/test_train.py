@@ -275,9 +275,16 @@ def assert_same_run(full, other):
     assert read_metrics(str(full)) == read_metrics(str(other))
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    full, broken = tmp_path / "full", tmp_path / "broken"
-    assert run_worker(tmp_path, full, -1, "0").returncode == 0
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The workdir of one uninterrupted WORKER run, the reference of the kill/resume checks."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    assert run_worker(tmp, tmp / "full", -1, "0").returncode == 0
+    return tmp / "full"
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted):
+    full, broken = uninterrupted, tmp_path / "broken"
     killed = run_worker(tmp_path, broken, 17, "0")
     assert killed.returncode == -signal.SIGKILL
     assert Checkpoints(broken / "checkpoints").latest_step() == 14  # died between checkpoints
@@ -286,12 +293,12 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert_same_run(full, broken)
 
 
-def test_sigint_at_a_random_moment_then_resume_matches_uninterrupted_run(tmp_path):
+def test_sigint_at_a_random_moment_then_resume_matches_uninterrupted_run(tmp_path,
+                                                                        uninterrupted):
     """SIGINT sent from outside at a random moment of a run (30 ms per step): the step is
     finished, a checkpoint written, exit code 130 with one line on how to resume (no
     traceback); resuming ends bit-identical to an uninterrupted run."""
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    assert run_worker(tmp_path, full, -1, "0").returncode == 0
+    full, cut = uninterrupted, tmp_path / "cut"
     delay = random.Random().uniform(0.0, 0.6)
     proc = subprocess.Popen(worker_command(tmp_path, cut, -1, "0", pause=0.03), env=WORKER_ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
