@@ -6,8 +6,8 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # One persistent compilation cache for the whole session, fresh each session and removed at
 # its end: the programs the tests compile again (a worker subprocess training what the test
 # trained in-process, the three runs of a kill-and-resume check, a parametrised test's
-# repeats, another jit of the same step) load from it instead of compiling (about a fifth of
-# the suite's time). JAX reads these variables at start-up, and subprocesses and pytest-xdist
+# repeats, another jit of the same step) load from it instead of compiling (test_train.py:
+# 104 s -> 85 s). JAX reads these variables at start-up, and subprocesses and pytest-xdist
 # workers inherit them. Experiments run in-process (--compilation-cache) use the same
 # directory, out of ~/.cache.
 import atexit  # noqa: E402
