@@ -48,6 +48,17 @@ def digits_small():
 
 
 @pytest.fixture
+def no_persistent_cache():
+    """Compilations counted in the test are real ones (none loaded from the session's cache);
+    afterwards the session's cache is back as conftest set it up, whatever the test switched."""
+    from jdl.parallel import compilation_cache as cc
+    cc.disable_compilation_cache()
+    yield
+    cc.enable_compilation_cache(os.environ["JAX_COMPILATION_CACHE_DIR"],
+                                float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+
+@pytest.fixture
 def rng():
     return jax.random.PRNGKey(0)
 

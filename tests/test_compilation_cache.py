@@ -13,24 +13,6 @@ _EVENTS = []
 monitoring.register_event_duration_secs_listener(lambda name, *a, **k: _EVENTS.append(name))
 
 
-def _session_cache():
-    """The suite's persistent cache (conftest.py) back on, as it was before a test changed it."""
-    d = os.environ.get("JAX_COMPILATION_CACHE_DIR")
-    if d:
-        cc.enable_compilation_cache(d, float(os.environ.get(
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")))
-    else:
-        cc.disable_compilation_cache()
-
-
-@pytest.fixture
-def no_persistent_cache():
-    """Compilations counted here are real ones: no program loaded from the suite's cache."""
-    cc.disable_compilation_cache()
-    yield
-    _session_cache()
-
-
 def _compiles_during(fn):
     start = len(_EVENTS)
     out = fn()
@@ -63,28 +45,22 @@ def test_jit_once_and_memoize():
     assert cc.memoize(dict, a=[1]) is not cc.memoize(dict, a=[1])   # unhashable: fresh
 
 
-def test_persistent_cache_writes_and_is_reused(tmp_path):
+def test_persistent_cache_writes_and_is_reused(tmp_path, no_persistent_cache):
     directory = cc.enable_compilation_cache(str(tmp_path), min_compile_time_s=0.0)
-    try:
-        fn = lambda v: jax.numpy.tanh(v) @ v.T + 3.25  # noqa: E731
-        jax.jit(fn)(np.ones((7, 5), np.float32)).block_until_ready()
-        assert os.listdir(directory)
-        hits = len([e for e in _EVENTS if "cache_hits" in e])
-        # a new jit of the same program: loaded from the directory, not compiled
-        _, n = _compiles_during(
-            lambda: jax.jit(fn)(np.ones((7, 5), np.float32)).block_until_ready())
-        assert n == 0 or len([e for e in _EVENTS if "cache_hits" in e]) > hits
-    finally:
-        _session_cache()
+    fn = lambda v: jax.numpy.tanh(v) @ v.T + 3.25  # noqa: E731
+    jax.jit(fn)(np.ones((7, 5), np.float32)).block_until_ready()
+    assert os.listdir(directory)
+    hits = len([e for e in _EVENTS if "cache_hits" in e])
+    # a new jit of the same program: loaded from the directory, not compiled
+    _, n = _compiles_during(
+        lambda: jax.jit(fn)(np.ones((7, 5), np.float32)).block_until_ready())
+    assert n == 0 or len([e for e in _EVENTS if "cache_hits" in e]) > hits
 
 
 @pytest.mark.parametrize("flag, on", [([], True), (["--no-compilation-cache"], False)])
-def test_experiment_flag(flag, on, tmp_path, monkeypatch):
+def test_experiment_flag(flag, on, tmp_path, monkeypatch, no_persistent_cache):
     from jdl.runs.supervised import ExperimentConfig, parse_args
     monkeypatch.setenv(cc.ENV_DIR, str(tmp_path / "xla"))
-    try:
-        _, ns = parse_args(ExperimentConfig, flag)
-        assert ns.compilation_cache is on
-        assert (jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")) is on
-    finally:
-        _session_cache()
+    _, ns = parse_args(ExperimentConfig, flag)
+    assert ns.compilation_cache is on
+    assert (jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")) is on

@@ -135,28 +135,20 @@ def test_steps_per_call_is_bit_identical_to_one_step_per_call(tmp_path):
     assert r.history == one.history and read_metrics(wd) == log1
 
 
-def test_an_epoch_shorter_than_k_compiles_no_k_step_program():
+def test_an_epoch_shorter_than_k_compiles_no_k_step_program(no_persistent_cache):
     """With N / B = 6 steps per epoch and k = 32, every call is one step: fit compiles the same
     programs as with k = 1 (no unused 32-step scan) and trains the same."""
     from jax import monitoring
-    from jdl.parallel import compilation_cache as cc
     events = []
     monitoring.register_event_duration_secs_listener(
         lambda name, *a, **k: events.append(name) if "backend_compile" in name else None)
-    cc.disable_compilation_cache()     # count real compilations, none loaded from disk
-    try:
-        runs = {}
-        for k in (1, 1, 32):   # the first run also compiles the loop's own helpers: not counted
-            step, state, data = linear_problem()      # a fresh step: nothing reused in-process
-            start = len(events)
-            r = fit(step, state, data, epochs=2, batch_size=B, steps_per_call=k,
-                    progress=False, verbose=False, tensorboard=False)
-            runs[k] = (len(events) - start, np.asarray(r.state.params))
-    finally:
-        d = os.environ.get("JAX_COMPILATION_CACHE_DIR")
-        if d:
-            cc.enable_compilation_cache(d, float(os.environ.get(
-                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")))
+    runs = {}
+    for k in (1, 1, 32):   # the first run also compiles the loop's own helpers: not counted
+        step, state, data = linear_problem()      # a fresh step: nothing reused in-process
+        start = len(events)
+        r = fit(step, state, data, epochs=2, batch_size=B, steps_per_call=k,
+                progress=False, verbose=False, tensorboard=False)
+        runs[k] = (len(events) - start, np.asarray(r.state.params))
     assert runs[1][0] > 0 and runs[32][0] == runs[1][0]
     np.testing.assert_array_equal(runs[32][1], runs[1][1])
 
