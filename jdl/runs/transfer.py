@@ -166,13 +166,12 @@ def train_arm(arm: str, cfg: TransferConfig, backbone, backbone_vars, data: dict
     if arm not in ("head", "finetune", "lpft", "scratch"):
         raise ValueError(f"arm must be 'head', 'finetune', 'lpft' or 'scratch', got {arm!r}")
     rng = jax.random.PRNGKey(1000 + seed)
-    head_vars = None
+    probe_head = None
     if arm == "lpft":
         lp_cfg = dataclasses.replace(cfg, steps=lp_steps)
         _, lp = train_arm("head", lp_cfg, backbone, backbone_vars, data, num_outputs, seed,
                           loss, metrics)
-        head_vars = {"params": {"head": lp.state.params["head"]}}
-        arm = "finetune"
+        probe_head, arm = lp.state.params["head"], "finetune"
     if arm == "scratch":
         model = transfer_model(backbone, num_outputs, backbone_train=True)
         variables = model.init(rng, data["x"][:1], train=False)
@@ -181,8 +180,8 @@ def train_arm(arm: str, cfg: TransferConfig, backbone, backbone_vars, data: dict
         model = transfer_model(backbone, num_outputs,
                                backbone_train=cfg.backbone_train and arm == "finetune")
         variables = init_transfer(model, rng, data["x"][:1], backbone_vars)
-        if head_vars is not None:   # LP-FT: the head learnt on the frozen backbone
-            variables["params"] = {**variables["params"], **head_vars["params"]}
+        if probe_head is not None:   # LP-FT: the head learnt on the frozen backbone
+            variables["params"] = {**variables["params"], "head": probe_head}
         body = "frozen" if arm == "head" else "finetune"
         transforms = {"head": adam_cosine(cfg.head_lr, cfg.steps)}
         if body == "finetune":
